@@ -1,0 +1,46 @@
+"""empg: train language models to reason with EM Policy Gradient (arXiv 2504.18587).
+
+The E-step samples K rationales per question with the current weights and scores them with an exact
+verifier; the M-step fine-tunes on them by reward-weighted log-likelihood, several steps, with no
+importance ratio and no clipping. The hot paths run in a Rust core (``empg._core``).
+"""
+
+from empg._core import __version__
+from empg.core import (
+    SCHEMES,
+    FlatSequences,
+    GroupWeights,
+    build_microbatch,
+    flatten_sequences,
+    group_weights,
+    pack_microbatches,
+    parallelism,
+)
+from empg.exceptions import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    EmpgError,
+    InvalidInputError,
+    PackingError,
+    TrainingError,
+)
+
+__all__ = [
+    "__version__",
+    "SCHEMES",
+    "FlatSequences",
+    "GroupWeights",
+    "build_microbatch",
+    "flatten_sequences",
+    "group_weights",
+    "pack_microbatches",
+    "parallelism",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "EmpgError",
+    "InvalidInputError",
+    "PackingError",
+    "TrainingError",
+]

@@ -1,0 +1,37 @@
+# Hand-written stub of the compiled module empg._core, checked by `python -m mypy.stubtest empg._core`.
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+__all__ = ["__version__", "group_weights", "pack_microbatches", "build_microbatch", "parallelism"]
+
+def group_weights(
+    rewards: npt.NDArray[np.float32],
+    *,
+    group_size: int | None = None,
+    group_ids: npt.NDArray[np.int64] | None = None,
+    scheme: str = "group_norm",
+    eps: float = 1e-06,
+    solved_threshold: float = 1.0,
+    drop_zero_signal: bool = True,
+) -> tuple[
+    npt.NDArray[np.float32],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.bool_],
+]: ...
+def pack_microbatches(
+    lengths: npt.NDArray[np.int64], token_budget: int, *, allow_oversize: bool = False
+) -> list[npt.NDArray[np.int64]]: ...
+def build_microbatch(
+    tokens: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    prompt_lens: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float32],
+    index: npt.NDArray[np.int64],
+) -> dict[str, np.ndarray]: ...
+def parallelism() -> int: ...

@@ -1,0 +1,84 @@
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::error::CoreError;
+use crate::pack::{self, Sequences};
+
+fn to_vec<T: numpy::Element + Copy>(a: &PyReadonlyArray1<'_, T>) -> Vec<T> {
+    a.as_array().iter().copied().collect()
+}
+
+/// Assign sequences to micro-batches under a token budget; see `empg.pack_microbatches`.
+#[pyfunction]
+#[pyo3(signature = (lengths, token_budget, *, allow_oversize=false))]
+pub fn pack_microbatches<'py>(
+    py: Python<'py>,
+    lengths: PyReadonlyArray1<'py, i64>,
+    token_budget: i64,
+    allow_oversize: bool,
+) -> PyResult<Vec<Bound<'py, PyArray1<i64>>>> {
+    let lengths = to_vec(&lengths);
+    if token_budget < 1 {
+        return Err(CoreError::invalid("token_budget", format!("{token_budget} is below 1")).into());
+    }
+    let bins = py.detach(|| {
+        let lens = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| {
+                u64::try_from(l).map_err(|_| {
+                    CoreError::invalid("lengths", format!("sequence {i} has negative length {l}"))
+                })
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        pack::pack(&lens, token_budget as u64, allow_oversize)
+    })?;
+    Ok(bins
+        .into_iter()
+        .map(|b| b.into_iter().map(i64::from).collect::<Vec<i64>>().into_pyarray(py))
+        .collect())
+}
+
+/// The flat buffers of one micro-batch; see `empg.build_microbatch`.
+#[pyfunction]
+pub fn build_microbatch<'py>(
+    py: Python<'py>,
+    tokens: PyReadonlyArray1<'py, i64>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    prompt_lens: PyReadonlyArray1<'py, i64>,
+    weights: PyReadonlyArray1<'py, f32>,
+    index: PyReadonlyArray1<'py, i64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (tokens, offsets, prompt_lens, weights) = (
+        to_vec(&tokens),
+        to_vec(&offsets),
+        to_vec(&prompt_lens),
+        to_vec(&weights),
+    );
+    let index = to_vec(&index);
+    let mb = py.detach(|| {
+        let index = index
+            .iter()
+            .map(|&i| {
+                u32::try_from(i)
+                    .map_err(|_| CoreError::invalid("index", format!("{i} is not a sequence index")))
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        let seqs = Sequences {
+            tokens: &tokens,
+            offsets: &offsets,
+            prompt_lens: &prompt_lens,
+            weights: &weights,
+        };
+        seqs.validate()?;
+        pack::build_microbatch(&seqs, &index)
+    })?;
+    let out = PyDict::new(py);
+    out.set_item("input_ids", mb.input_ids.into_pyarray(py))?;
+    out.set_item("position_ids", mb.position_ids.into_pyarray(py))?;
+    out.set_item("loss_mask", mb.loss_mask.into_pyarray(py))?;
+    out.set_item("token_weights", mb.token_weights.into_pyarray(py))?;
+    out.set_item("cu_seqlens", mb.cu_seqlens.into_pyarray(py))?;
+    Ok(out)
+}
