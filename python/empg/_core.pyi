@@ -8,6 +8,7 @@ __all__ = [
     "group_weights",
     "pack_microbatches",
     "build_microbatch",
+    "build_microbatches",
     "parallelism",
     "extract_answers",
     "is_equivalent",
@@ -43,6 +44,13 @@ def build_microbatch(
     weights: npt.NDArray[np.float32],
     index: npt.NDArray[np.int64],
 ) -> dict[str, np.ndarray]: ...
+def build_microbatches(
+    tokens: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    prompt_lens: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float32],
+    bins: list[npt.NDArray[np.int64]],
+) -> list[dict[str, np.ndarray]]: ...
 def parallelism() -> int: ...
 def extract_answers(
     texts: list[str], *, style: str = "auto", fallback: bool = True
