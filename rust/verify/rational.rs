@@ -54,6 +54,21 @@ fn iroot(x: u128, k: u32) -> Option<u128> {
     None
 }
 
+/// `base^e` with a checked multiplication (shared by exact rationals and exact complex values).
+pub fn pow_by_squaring<T: Copy>(base: T, e: u64, one: T, mul: impl Fn(T, T) -> Option<T>) -> Option<T> {
+    let (mut acc, mut b, mut e) = (one, base, e);
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = mul(acc, b)?;
+        }
+        e >>= 1;
+        if e > 0 {
+            b = mul(b, b)?;
+        }
+    }
+    Some(acc)
+}
+
 impl Q {
     pub const ZERO: Q = Q { n: 0, d: 1 };
     pub const ONE: Q = Q { n: 1, d: 1 };
@@ -142,18 +157,7 @@ impl Q {
     /// `self^e` by repeated squaring; `None` on overflow (at most ~64 squarings, each checked).
     pub fn powi(self, e: i64) -> Option<Q> {
         let base = if e < 0 { self.recip()? } else { self };
-        let mut e = e.unsigned_abs();
-        let (mut acc, mut b) = (Q::ONE, base);
-        while e > 0 {
-            if e & 1 == 1 {
-                acc = acc.mul(b)?;
-            }
-            e >>= 1;
-            if e > 0 {
-                b = b.mul(b)?;
-            }
-        }
-        Some(acc)
+        pow_by_squaring(base, e.unsigned_abs(), Q::ONE, Q::mul)
     }
 
     /// The exact real `k`-th root when there is one (a perfect power; odd `k` for negatives).

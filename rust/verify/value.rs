@@ -7,7 +7,7 @@
 //! infinite never arise: an operation producing one returns `None` (an unknown value, which is never
 //! equal to anything), so `10^{10^{10}}` is unknown rather than "equal to every other overflow".
 
-use super::rational::Q;
+use super::rational::{pow_by_squaring, Q};
 
 pub const REL_TOL: f64 = 1e-9;
 pub const ABS_TOL: f64 = 1e-12;
@@ -233,17 +233,7 @@ impl Value {
                     return None;
                 }
                 let base = if n < 0 { self.recip()? } else { self };
-                let (mut acc, mut e) = (Value::int(1), n.unsigned_abs());
-                let mut b = base;
-                while e > 0 {
-                    if e & 1 == 1 {
-                        acc = acc.mul(b)?;
-                    }
-                    e >>= 1;
-                    if e > 0 {
-                        b = b.mul(b)?;
-                    }
-                }
+                let acc = pow_by_squaring(base, n.unsigned_abs(), Value::int(1), Value::mul)?;
                 matches!(acc, Value::Exact(..)).then_some(acc)
             }
             _ => None,
