@@ -135,3 +135,5 @@ pub fn verify(response: &str, reference: &str, style: Style) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod fuzz;
