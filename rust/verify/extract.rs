@@ -10,12 +10,26 @@
 
 use super::latex::match_brace;
 
+/// The last occurrence of `needle`: SIMD `memrchr` for its first byte, then a comparison
+/// (`str::rfind` is several times slower on long texts).
+fn rfind(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let mut end = h.len();
+    while let Some(p) = memchr::memrchr(n[0], &h[..end]) {
+        if h[p..].starts_with(n) {
+            return Some(p);
+        }
+        end = p;
+    }
+    None
+}
+
 /// Longest answer returned by the phrase rules (a run-on sentence is not an answer).
 const MAX_PHRASE: usize = 200;
 
 /// The content of the last `\boxed`/`\fbox`.
 pub fn boxed(text: &str) -> Option<&str> {
-    let pos = [text.rfind("\\boxed"), text.rfind("\\fbox")]
+    let pos = [rfind(text, "\\boxed"), rfind(text, "\\fbox")]
         .into_iter()
         .flatten()
         .max()?;
@@ -84,19 +98,36 @@ fn leading_math(s: &str) -> Option<&str> {
     None
 }
 
-/// The answer stated after the last "the answer is" / "answer:" phrase.
-fn phrase(text: &str) -> Option<&str> {
-    let lower = text.to_ascii_lowercase();
-    let mut best: Option<usize> = None;
-    for key in ["answer is", "answer:", "answer**:", "answer:**", "answer :"] {
-        if let Some(p) = lower.rfind(key) {
-            let end = p + key.len();
-            if best.is_none_or(|b| end > b) {
-                best = Some(end);
-            }
+/// Where the text after the last "answer is" / "answer:" phrase starts (any letter case).
+fn after_answer_phrase(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut end = b.len();
+    // Scan back over occurrences of "answer" / "Answer" / "ANSWER" without copying the text.
+    loop {
+        let p = match (rfind(&text[..end], "nswer"), rfind(&text[..end], "NSWER")) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b)?,
+        };
+        end = p;
+        if p == 0 || !b[p - 1].eq_ignore_ascii_case(&b'a') {
+            continue;
+        }
+        let rest = text[p + 5..].trim_start_matches([' ', '*']);
+        if rest.starts_with(':') {
+            return Some(text.len() - rest.len() + 1);
+        }
+        let word_is = rest.get(..2).is_some_and(|w| w.eq_ignore_ascii_case("is"))
+            && !rest[2..].starts_with(|c: char| c.is_alphanumeric() || c == '\'');
+        if word_is {
+            return Some(text.len() - rest.len() + 2);
         }
     }
-    let rest = text[best?..].trim_start_matches([' ', ':', '*', '\t']);
+    None
+}
+
+/// The answer stated after the last "the answer is" / "answer:" phrase.
+fn phrase(text: &str) -> Option<&str> {
+    let rest = text[after_answer_phrase(text)?..].trim_start_matches([' ', ':', '*', '\t']);
     if let Some(m) = leading_math(rest) {
         return Some(m);
     }
@@ -114,7 +145,7 @@ fn phrase(text: &str) -> Option<&str> {
 
 /// The content of the last `#### N` line.
 fn hashes(text: &str) -> Option<&str> {
-    let p = text.rfind("####")?;
+    let p = rfind(text, "####")?;
     let rest = &text[p + 4..];
     let line = rest.split('\n').next().unwrap_or("").trim();
     let line = line.trim_end_matches('.').trim();
@@ -132,7 +163,7 @@ fn last_number(text: &str) -> Option<String> {
         return None;
     }
     let mut start = end;
-    while start > 0 {
+    while start > 0 && end - start <= super::MAX_ANSWER_LEN {
         let c = b[start - 1];
         let sep_ok = start >= 2 && b[start - 2].is_ascii_digit();
         if c.is_ascii_digit() || ((c == b',' || c == b'.') && sep_ok) {
@@ -143,6 +174,9 @@ fn last_number(text: &str) -> Option<String> {
     }
     if start > 0 && b[start - 1] == b'-' {
         start -= 1;
+    }
+    if end - start > super::MAX_ANSWER_LEN {
+        return None; // not an answer (and it could only ever match an identical string)
     }
     Some(text[start..end].replace(',', ""))
 }
@@ -197,6 +231,9 @@ mod tests {
         assert_eq!(extract("it costs 1,234.5 dollars", Style::Gsm8k, true).as_deref(), Some("1234.5"));
         assert_eq!(extract("it costs 12", Style::Gsm8k, false), None);
         assert_eq!(extract("no digits", Style::Gsm8k, true), None);
+        assert_eq!(extract("The ANSWER IS 4. Answers: 5 is not", Style::Gsm8k, false).as_deref(), Some("4"));
+        assert_eq!(extract("answer isn't 3, it is 4", Style::Gsm8k, true).as_deref(), Some("4"));
+        assert_eq!(extract(&"9".repeat(10_000), Style::Gsm8k, true), None);
     }
 
     #[test]
