@@ -53,6 +53,13 @@ pub fn same(a: &Node, b: &Node, budget: &mut Budget) -> bool {
         (Node::Text(x), Node::Text(y)) => text_key(x) == text_key(y),
         (Node::Text(_), _) | (_, Node::Text(_)) => false,
         (Node::Rel(pa, oa), Node::Rel(pb, ob)) => same_rel(pa, oa, pb, ob, budget),
+        (Node::Rel(parts, ops), Node::Tuple(o, c, xs)) | (Node::Tuple(o, c, xs), Node::Rel(parts, ops))
+            if xs.len() == 2 =>
+        {
+            rel_interval(parts, ops).is_some_and(|(lo, lc, hi, hc)| {
+                lc == (*o == b'[') && hc == (*c == b']') && same(&lo, &xs[0], budget) && same(&hi, &xs[1], budget)
+            })
+        }
         (Node::Rel(parts, ops), other) | (other, Node::Rel(parts, ops)) => {
             solved_value(parts, ops).is_some_and(|v| same(v, other, budget))
         }
@@ -105,12 +112,55 @@ fn solved_value<'n>(parts: &'n [Node], ops: &[RelOp]) -> Option<&'n Node> {
         return None;
     }
     let (first, last) = (parts.first()?, parts.last()?);
-    if matches!(first, Node::Var(_)) {
+    if is_name(first) {
         Some(last)
-    } else if parts.len() == 2 && matches!(last, Node::Var(_)) {
+    } else if parts.len() == 2 && is_name(last) {
         Some(first)
     } else {
         None
+    }
+}
+
+/// A variable, or a function-like name such as `f(x)` (parsed as a product of variables).
+fn is_name(n: &Node) -> bool {
+    match n {
+        Node::Var(_) => true,
+        Node::Mul(xs) => xs.iter().all(|x| matches!(x, Node::Var(_))),
+        _ => false,
+    }
+}
+
+/// The interval a one-variable inequality states, as (low, closed, high, closed):
+/// `x > 3` → (3, ∞), `x \le 2` → (−∞, 2], `1 \le x < 2` → [1, 2).
+fn rel_interval(parts: &[Node], ops: &[RelOp]) -> Option<(Node, bool, Node, bool)> {
+    let var = |n: &Node| matches!(n, Node::Var(_));
+    let up = |o: RelOp| matches!(o, RelOp::Lt | RelOp::Le);
+    let down = |o: RelOp| matches!(o, RelOp::Gt | RelOp::Ge);
+    match (parts, ops) {
+        ([a, b], [op]) => {
+            let (l, op, r) = oriented(a, *op, b);
+            if !up(op) {
+                return None;
+            }
+            let closed = op == RelOp::Le;
+            if var(l) && !var(r) {
+                Some((Node::Neg(Box::new(Node::Inf)), false, r.clone(), closed))
+            } else if var(r) && !var(l) {
+                Some((l.clone(), closed, Node::Inf, false))
+            } else {
+                None
+            }
+        }
+        ([a, x, b], [o1, o2]) if var(x) => {
+            if up(*o1) && up(*o2) {
+                Some((a.clone(), *o1 == RelOp::Le, b.clone(), *o2 == RelOp::Le))
+            } else if down(*o1) && down(*o2) {
+                Some((b.clone(), *o2 == RelOp::Ge, a.clone(), *o1 == RelOp::Ge))
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 

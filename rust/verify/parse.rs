@@ -222,6 +222,10 @@ impl<'a, 'v> Parser<'a, 'v> {
 
     fn relation(&mut self) -> PResult {
         let first = self.sum()?;
+        // `x \in S` states S.
+        if matches!(first, Node::Var(_)) && self.eat(Tok::Cmd("in")) {
+            return self.union();
+        }
         let mut parts = vec![first];
         let mut ops = Vec::new();
         while let Some(Tok::Rel(op)) = self.peek() {
