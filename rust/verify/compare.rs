@@ -53,11 +53,15 @@ pub fn same(a: &Node, b: &Node, budget: &mut Budget) -> bool {
         (Node::Text(x), Node::Text(y)) => text_key(x) == text_key(y),
         (Node::Text(_), _) | (_, Node::Text(_)) => false,
         (Node::Rel(pa, oa), Node::Rel(pb, ob)) => same_rel(pa, oa, pb, ob, budget),
-        (Node::Rel(parts, ops), Node::Tuple(o, c, xs)) | (Node::Tuple(o, c, xs), Node::Rel(parts, ops))
+        (Node::Rel(parts, ops), Node::Tuple(o, c, xs))
+        | (Node::Tuple(o, c, xs), Node::Rel(parts, ops))
             if xs.len() == 2 =>
         {
             rel_interval(parts, ops).is_some_and(|(lo, lc, hi, hc)| {
-                lc == (*o == b'[') && hc == (*c == b']') && same(&lo, &xs[0], budget) && same(&hi, &xs[1], budget)
+                lc == (*o == b'[')
+                    && hc == (*c == b']')
+                    && same(&lo, &xs[0], budget)
+                    && same(&hi, &xs[1], budget)
             })
         }
         (Node::Rel(parts, ops), other) | (other, Node::Rel(parts, ops)) => {
@@ -66,15 +70,17 @@ pub fn same(a: &Node, b: &Node, budget: &mut Budget) -> bool {
         (Node::Set(xs), Node::Set(ys)) | (Node::Union(xs), Node::Union(ys)) => {
             same_unordered(xs, ys, budget)
         }
-        (Node::Set(xs), other) | (other, Node::Set(xs)) if xs.len() == 1 => same(&xs[0], other, budget),
+        (Node::Set(xs), other) | (other, Node::Set(xs)) if xs.len() == 1 => {
+            same(&xs[0], other, budget)
+        }
         (Node::Tuple(o1, c1, xs), Node::Tuple(o2, c2, ys)) => {
             o1 == o2 && c1 == c2 && same_ordered(xs, ys, budget)
         }
         (Node::Matrix(r1), Node::Matrix(r2)) => {
-            r1.len() == r2.len()
-                && r1.iter().zip(r2).all(|(x, y)| same_ordered(x, y, budget))
+            r1.len() == r2.len() && r1.iter().zip(r2).all(|(x, y)| same_ordered(x, y, budget))
         }
-        (Node::Matrix(rows), Node::Tuple(b'(', b')', xs)) | (Node::Tuple(b'(', b')', xs), Node::Matrix(rows)) => {
+        (Node::Matrix(rows), Node::Tuple(b'(', b')', xs))
+        | (Node::Tuple(b'(', b')', xs), Node::Matrix(rows)) => {
             let flat: Vec<&Node> = rows.iter().flatten().collect();
             (rows.len() == 1 || rows.iter().all(|r| r.len() == 1))
                 && flat.len() == xs.len()
@@ -94,7 +100,12 @@ pub fn same(a: &Node, b: &Node, budget: &mut Budget) -> bool {
 fn is_scalar(n: &Node) -> bool {
     !matches!(
         n,
-        Node::Rel(..) | Node::Tuple(..) | Node::Set(_) | Node::Union(_) | Node::Matrix(_) | Node::Text(_)
+        Node::Rel(..)
+            | Node::Tuple(..)
+            | Node::Set(_)
+            | Node::Union(_)
+            | Node::Matrix(_)
+            | Node::Text(_)
     )
 }
 
@@ -213,7 +224,10 @@ fn same_rel(pa: &[Node], oa: &[RelOp], pb: &[Node], ob: &[RelOp], budget: &mut B
         }
         let rev_ops: Vec<RelOp> = ob.iter().rev().map(flip).collect();
         return oa == rev_ops.as_slice()
-            && pa.iter().zip(pb.iter().rev()).all(|(x, y)| same(x, y, budget));
+            && pa
+                .iter()
+                .zip(pb.iter().rev())
+                .all(|(x, y)| same(x, y, budget));
     }
     let (l1, o1, r1) = oriented(&pa[0], oa[0], &pa[1]);
     let (l2, o2, r2) = oriented(&pb[0], ob[0], &pb[1]);
@@ -281,7 +295,14 @@ fn same_expr(a: &Node, b: &Node, budget: &mut Budget) -> bool {
 }
 
 /// `l1 − r1 = c·(l2 − r2)` for one constant `c ≠ 0` (`c > 0` for inequalities) at random points.
-fn proportional(l1: &Node, r1: &Node, l2: &Node, r2: &Node, positive: bool, budget: &mut Budget) -> bool {
+fn proportional(
+    l1: &Node,
+    r1: &Node,
+    l2: &Node,
+    r2: &Node,
+    positive: bool,
+    budget: &mut Budget,
+) -> bool {
     let mut vars = Vec::new();
     for n in [l1, r1, l2, r2] {
         vars_of(n, &mut vars);

@@ -33,7 +33,11 @@ pub fn boxed(text: &str) -> Option<&str> {
         .into_iter()
         .flatten()
         .max()?;
-    let cmd = if text[pos..].starts_with("\\boxed") { 6 } else { 5 };
+    let cmd = if text[pos..].starts_with("\\boxed") {
+        6
+    } else {
+        5
+    };
     let rest = &text[pos + cmd..];
     let b = rest.as_bytes();
     let out = if rest.starts_with('{') {
@@ -42,7 +46,9 @@ pub fn boxed(text: &str) -> Option<&str> {
     } else if rest.starts_with(' ') {
         // `\boxed 5`: up to the end of the token.
         let t = rest.trim_start();
-        let end = t.find(|c: char| c.is_whitespace() || c == '$').unwrap_or(t.len());
+        let end = t
+            .find(|c: char| c.is_whitespace() || c == '$')
+            .unwrap_or(t.len());
         &t[..end]
     } else {
         return None;
@@ -62,7 +68,9 @@ fn leading_number(s: &str) -> Option<&str> {
         i += 1;
     }
     let digits_from = i;
-    while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b',' && i + 1 < b.len() && b[i + 1].is_ascii_digit())) {
+    while i < b.len()
+        && (b[i].is_ascii_digit() || (b[i] == b',' && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+    {
         i += 1;
     }
     if i < b.len() && b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
@@ -102,14 +110,16 @@ fn leading_math(s: &str) -> Option<&str> {
 fn after_answer_phrase(text: &str) -> Option<usize> {
     let b = text.as_bytes();
     let mut end = b.len();
-    // Scan back over occurrences of "answer" / "Answer" / "ANSWER" without copying the text.
-    loop {
-        let p = match (rfind(&text[..end], "nswer"), rfind(&text[..end], "NSWER")) {
-            (Some(a), Some(b)) => a.max(b),
-            (a, b) => a.or(b)?,
-        };
+    // Scan back over every `n`/`N` (SIMD), checking for "answer" in any case: linear overall,
+    // without copying the text.
+    while let Some(p) = memchr::memrchr2(b'n', b'N', &b[..end]) {
         end = p;
-        if p == 0 || !b[p - 1].eq_ignore_ascii_case(&b'a') {
+        let word = p > 0 && b[p - 1].eq_ignore_ascii_case(&b'a');
+        if !word
+            || !b[p..]
+                .get(..5)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"nswer"))
+        {
             continue;
         }
         let rest = text[p + 5..].trim_start_matches([' ', '*']);
@@ -134,11 +144,11 @@ fn phrase(text: &str) -> Option<&str> {
     if let Some(n) = leading_number(rest) {
         return Some(n);
     }
-    let end = rest
-        .find(['\n', '.'])
-        .unwrap_or(rest.len())
-        .min(MAX_PHRASE);
-    let end = (0..=end).rev().find(|&k| rest.is_char_boundary(k)).unwrap_or(0);
+    let end = rest.find(['\n', '.']).unwrap_or(rest.len()).min(MAX_PHRASE);
+    let end = (0..=end)
+        .rev()
+        .find(|&k| rest.is_char_boundary(k))
+        .unwrap_or(0);
     let out = rest[..end].trim().trim_end_matches('*').trim();
     (!out.is_empty()).then_some(out)
 }
@@ -211,7 +221,10 @@ mod tests {
 
     #[test]
     fn boxed_takes_the_last_with_nested_braces() {
-        assert_eq!(boxed("a \\boxed{1} b \\boxed{\\frac{1}{2}}."), Some("\\frac{1}{2}"));
+        assert_eq!(
+            boxed("a \\boxed{1} b \\boxed{\\frac{1}{2}}."),
+            Some("\\frac{1}{2}")
+        );
         assert_eq!(boxed("\\fbox{7} then \\boxed 42 $"), Some("42"));
         assert_eq!(boxed("so \\boxed{x} and \\fbox{y}"), Some("y"));
         assert_eq!(boxed("no box"), None);
@@ -225,20 +238,41 @@ mod tests {
         assert_eq!(extract(t, Style::Gsm8k, true).as_deref(), Some("7"));
         let t = "We get 5 apples. The answer is $1,200. Done 3";
         assert_eq!(extract(t, Style::Gsm8k, true).as_deref(), Some("$1,200"));
-        assert_eq!(extract("**Answer:** 12 cats", Style::Gsm8k, true).as_deref(), Some("12"));
-        assert_eq!(extract("The answer is $\\frac{1}{2}$.", Style::Gsm8k, true).as_deref(), Some("\\frac{1}{2}"));
-        assert_eq!(extract("it costs 1,234.5 and then -7 more.", Style::Gsm8k, true).as_deref(), Some("-7"));
-        assert_eq!(extract("it costs 1,234.5 dollars", Style::Gsm8k, true).as_deref(), Some("1234.5"));
+        assert_eq!(
+            extract("**Answer:** 12 cats", Style::Gsm8k, true).as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            extract("The answer is $\\frac{1}{2}$.", Style::Gsm8k, true).as_deref(),
+            Some("\\frac{1}{2}")
+        );
+        assert_eq!(
+            extract("it costs 1,234.5 and then -7 more.", Style::Gsm8k, true).as_deref(),
+            Some("-7")
+        );
+        assert_eq!(
+            extract("it costs 1,234.5 dollars", Style::Gsm8k, true).as_deref(),
+            Some("1234.5")
+        );
         assert_eq!(extract("it costs 12", Style::Gsm8k, false), None);
         assert_eq!(extract("no digits", Style::Gsm8k, true), None);
-        assert_eq!(extract("The ANSWER IS 4. Answers: 5 is not", Style::Gsm8k, false).as_deref(), Some("4"));
-        assert_eq!(extract("answer isn't 3, it is 4", Style::Gsm8k, true).as_deref(), Some("4"));
+        assert_eq!(
+            extract("The ANSWER IS 4. Answers: 5 is not", Style::Gsm8k, false).as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            extract("answer isn't 3, it is 4", Style::Gsm8k, true).as_deref(),
+            Some("4")
+        );
         assert_eq!(extract(&"9".repeat(10_000), Style::Gsm8k, true), None);
     }
 
     #[test]
     fn auto_prefers_boxed() {
-        assert_eq!(extract("#### 5 \\boxed{6}", Style::Auto, true).as_deref(), Some("6"));
+        assert_eq!(
+            extract("#### 5 \\boxed{6}", Style::Auto, true).as_deref(),
+            Some("6")
+        );
         assert_eq!(extract("#### 5", Style::Auto, true).as_deref(), Some("5"));
         assert_eq!(extract("#### 5", Style::Boxed, true), None);
     }

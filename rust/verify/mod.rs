@@ -15,6 +15,7 @@
 //! unknown) and an operation budget (`BUDGET` node evaluations per comparison). No timeouts, no
 //! signals; malformed input is simply not equivalent.
 
+pub mod commands;
 pub mod compare;
 pub mod eval;
 pub mod extract;
@@ -126,7 +127,12 @@ pub fn equivalent(reference: &str, candidate: &str) -> bool {
         return true;
     }
     // A percentage also matches its fraction: 50% ≡ 50 (above) and 50% ≡ 0.5.
-    let hundredth = |n: &Node| Node::Div(Box::new(n.clone()), Box::new(Node::Num(rational::Q::int(100))));
+    let hundredth = |n: &Node| {
+        Node::Div(
+            Box::new(n.clone()),
+            Box::new(Node::Num(rational::Q::int(100))),
+        )
+    };
     (r.contains('%') && compare::same(&hundredth(&a), &b, budget))
         || (c.contains('%') && compare::same(&a, &hundredth(&b), budget))
 }
@@ -141,6 +147,6 @@ pub fn verify(response: &str, reference: &str, style: Style) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod tests;
