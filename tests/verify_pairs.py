@@ -202,7 +202,11 @@ PAIRS: list[tuple[str, str, str, bool]] = [
     ("text", "\\text{(C)}", "C", True),
     ("text", "(C)", "C", True),
     ("text", "\\text{even}", "\\textbf{even}", True),
+    ("text", "\\text{(A)}", "a", True),
+    ("text", "\\text{B, E, G}", "b, e, g", True),
     ("text", "\\text{Monday}", "Tuesday", False),
+    ("text", "\\text{(A)}", "b", False),
+    ("text", "\\text{B, E, G}", "b, e", False),
     ("text", "(C)", "(D)", False),
     ("text", "\\text{even}", "\\text{odd}", False),
     # --- number bases

@@ -95,6 +95,14 @@ fn to_node(s: &str, vars: &mut Vars) -> Node {
         .unwrap_or_else(|| Node::Text(s.to_string()))
 }
 
+/// Whether the whole answer is one `\text{...}`-like group.
+fn is_text(s: &str) -> bool {
+    let s = s.trim().trim_matches('$').trim();
+    ["\\text{", "\\textbf{", "\\mbox{", "\\textrm{", "\\mathrm{"].iter().any(|w| {
+        s.starts_with(w) && latex::match_brace(s.as_bytes(), w.len() - 1) == Some(s.len())
+    })
+}
+
 fn squash(s: &str) -> impl Iterator<Item = char> + '_ {
     s.chars().filter(|c| !c.is_whitespace())
 }
@@ -124,6 +132,11 @@ pub fn equivalent(reference: &str, candidate: &str) -> bool {
     let b = to_node(&nc, &mut vars);
     let budget = &mut Budget(BUDGET);
     if compare::same(&a, &b, budget) {
+        return true;
+    }
+    // A text answer (`\text{(A)}`, `\text{B, E, G}`) also matches the same letters and digits
+    // in any case: `a`, `b,e,g`.
+    if (is_text(r) || is_text(c)) && compare::text_key(&nr) == compare::text_key(&nc) {
         return true;
     }
     // A percentage also matches its fraction: 50% ≡ 50 (above) and 50% ≡ 0.5.
