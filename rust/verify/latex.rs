@@ -128,21 +128,22 @@ const UNIT_WRAPPERS: &[&str] = &[
     "\\hbox",
 ];
 
-/// Index just past the `}` matching the `{` at `open`, if balanced.
+/// Index just past the `}` matching the `{` at `open`, if balanced (jumping between braces and
+/// backslashes with SIMD `memchr3`).
 pub fn match_brace(s: &[u8], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = open;
-    while i < s.len() {
+    while let Some(off) = memchr::memchr3(b'{', b'}', b'\\', s.get(i..)?) {
+        i += off;
         match s[i] {
             b'\\' => i += 1, // skip the escaped character (\{ \})
             b'{' => depth += 1,
-            b'}' => {
+            _ => {
                 depth = depth.checked_sub(1)?;
                 if depth == 0 {
                     return Some(i + 1);
                 }
             }
-            _ => {}
         }
         i += 1;
     }

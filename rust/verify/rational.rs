@@ -13,14 +13,21 @@ pub struct Q {
     d: i128,
 }
 
+/// Binary GCD: at most ~256 shift/subtract steps, whatever the operands (bounded work).
 fn gcd(a: u128, b: u128) -> u128 {
-    let (mut a, mut b) = (a, b);
-    while b != 0 {
-        let t = a % b;
-        a = b;
-        b = t;
+    if a == 0 || b == 0 {
+        return a | b;
     }
-    a
+    let shift = (a | b).trailing_zeros();
+    let (mut a, mut b) = (a >> a.trailing_zeros(), b);
+    while b != 0 {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+    }
+    a << shift
 }
 
 /// The exact integer `k`-th root of `x`, when `x` is a perfect `k`-th power.
