@@ -42,6 +42,13 @@ from _machine import machine_line  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
+NOTE = (
+    "Labels are by construction (a wrong answer is checked to differ from the reference by a normalised "
+    "string), and both verifiers see the same pairs. The machine is shared with other jobs (see the load "
+    "average below), so throughput varies by about ±30% between runs."
+)
+
+
 def data_dir() -> Path:
     return Path(os.environ.get("EMPG_DATA_DIR", REPO.parent / "shared" / "data"))
 
@@ -297,6 +304,8 @@ def main() -> None:
         "",
         f"Agreement: {agree:.2%} ({len(dis)} disagreements; empg right on {ours_right}, math-verify right on "
         f"{len(dis) - ours_right}).",
+        "",
+        NOTE,
         "",
         "Sample of disagreements (reference | extracted by empg | label | empg | math-verify):",
         "",
