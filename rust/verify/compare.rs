@@ -276,7 +276,7 @@ fn at_random_points(
 ) -> bool {
     let size = vars.iter().max().map_or(0, |m| *m as usize + 1);
     let mut env = vec![Value::int(0); size];
-    let mut rng = Rng(0x5EED_0F_E4D6);
+    let mut rng = Rng(0x005E_ED0F_E4D6);
     let mut defined = 0;
     for _ in 0..POINTS {
         for &v in vars {

@@ -52,7 +52,7 @@ fn factorial(v: Value) -> Option<Value> {
 
 fn binom(n: Value, k: Value) -> Option<Value> {
     let (n, k) = (int_of(n)?, int_of(k)?);
-    if n < 0 || n > 100_000 {
+    if !(0..=100_000).contains(&n) {
         return None;
     }
     if k < 0 || k > n {

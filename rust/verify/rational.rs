@@ -4,6 +4,9 @@
 //! `None`; the caller (`value.rs`) then falls back to floating point. Numbers in verified answers
 //! are small, so this keeps the common path exact and allocation-free.
 
+// Checked operations return `Option`, which the `std::ops` traits cannot.
+#![allow(clippy::should_implement_trait)]
+
 use std::cmp::Ordering;
 
 /// A reduced fraction `n / d` with `d > 0` and `gcd(|n|, d) = 1`.

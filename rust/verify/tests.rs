@@ -217,7 +217,10 @@ fn verify_extracts_then_compares() {
 fn large_unordered_sets_match_within_the_budget() {
     let items: Vec<String> = (0..60).map(|i| format!("x^{{{i}}}+y")).collect();
     let fwd = format!("\\{{{}\\}}", items.join(","));
-    let rev = format!("\\{{{}\\}}", items.iter().rev().cloned().collect::<Vec<_>>().join(","));
+    let rev = format!(
+        "\\{{{}\\}}",
+        items.iter().rev().cloned().collect::<Vec<_>>().join(",")
+    );
     assert!(eq(&fwd, &rev));
     let shifted: Vec<String> = (1..61).map(|i| format!("x^{{{i}}}+y")).collect();
     assert!(!eq(&fwd, &format!("\\{{{}\\}}", shifted.join(","))));
