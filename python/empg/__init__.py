@@ -17,6 +17,7 @@ from empg.core import (
     pack_microbatches,
     parallelism,
 )
+from empg.verify import STYLES, extract_answers, is_equivalent, verify_batch
 from empg.exceptions import (
     CheckpointError,
     ConfigError,
@@ -38,6 +39,10 @@ __all__ = [
     "group_weights",
     "pack_microbatches",
     "parallelism",
+    "STYLES",
+    "extract_answers",
+    "is_equivalent",
+    "verify_batch",
     "CheckpointError",
     "ConfigError",
     "DataError",

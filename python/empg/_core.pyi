@@ -3,7 +3,17 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__ = ["__version__", "group_weights", "pack_microbatches", "build_microbatch", "build_microbatches", "parallelism"]
+__all__ = [
+    "__version__",
+    "group_weights",
+    "pack_microbatches",
+    "build_microbatch",
+    "build_microbatches",
+    "parallelism",
+    "extract_answers",
+    "is_equivalent",
+    "verify_batch",
+]
 
 def group_weights(
     rewards: npt.NDArray[np.float32],
@@ -42,3 +52,10 @@ def build_microbatches(
     bins: list[npt.NDArray[np.int64]],
 ) -> list[dict[str, np.ndarray]]: ...
 def parallelism() -> int: ...
+def extract_answers(
+    texts: list[str], *, style: str = "auto", fallback: bool = True
+) -> list[str | None]: ...
+def is_equivalent(reference: str, candidate: str) -> bool: ...
+def verify_batch(
+    responses: list[str], references: list[str], *, style: str = "auto"
+) -> npt.NDArray[np.float32]: ...
