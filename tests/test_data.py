@@ -59,7 +59,7 @@ def test_math500_uses_answer_field() -> None:
     for r in raw:
         p = by_id[r["unique_id"]]
         assert (p.answer, p.level, p.subject) == (r["answer"].strip(), r["level"], r["subject"])
-        assert p.question == r["problem"].strip()
+        assert p.question == r["problem"].strip() and p.source == "math"
 
 
 @needs_data
