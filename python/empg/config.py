@@ -28,6 +28,7 @@ class ModelConfig:
     attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 (packing-aware in all)
     gradient_checkpointing: bool = False  # trade compute for activation memory in the M-step
     bf16_autocast: bool = True  # on CUDA, run the M-step forward under bf16 autocast
+    threads: int = 0  # torch CPU threads (0 = auto: the cores not busy by load average)
 
 
 @dataclass
@@ -36,11 +37,9 @@ class DataConfig:
     path: str = ""  # data directory or file for non-embedded sources ("" = $EMPG_DATA_DIR)
     train_split: str = "train"
     eval_split: str = "test"
-    levels: list[int] = field(default_factory=list)  # MATH levels to keep ([] = all)
-    limit: int = 0  # at most this many training problems (0 = all)
+    levels: list[int] = field(default_factory=list)  # MATH levels / arith difficulties ([] = default)
+    limit: int = 0  # at most this many training problems (0 = all; arith: 1024 generated)
     eval_limit: int = 64  # held-out problems evaluated (0 = all)
-    num_arith: int = 2000  # training problems generated for the embedded task
-    difficulty: str = "easy"  # embedded task difficulty
     template: str = "plain"  # prompt template name (see empg.prompts)
     fewshot: int = 2  # worked examples in the prompt
     verify_style: str = "auto"  # answer extraction style for the verifier
@@ -140,7 +139,9 @@ def _known_keys(cls: type = Config, prefix: str = "") -> list[str]:
 def _unknown(key: str) -> ConfigError:
     close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.5)
     if not close:  # also match on the last component ("temperatur" -> sampling.temperature)
-        leaves = {k.rsplit(".", 1)[-1]: k for k in _known_keys()}
+        leaves: dict[str, str] = {}
+        for k in _known_keys():  # first section wins: sampling.temperature before eval.temperature
+            leaves.setdefault(k.rsplit(".", 1)[-1], k)
         last = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)
         close = [leaves[last[0]]] if last else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -309,6 +310,7 @@ def validate(cfg: Config) -> None:
     _need(e.temperature > 0 or e.samples <= 1, "eval.temperature", "must be > 0 for several samples")
     for k in e.pass_k:
         _need(1 <= k <= max(e.samples, 1), "eval.pass_k", f"k={k} must be in [1, eval.samples]")
+    _need(cfg.model.threads >= 0, "model.threads", "must be >= 0")
     _need(cfg.data.fewshot >= 0, "data.fewshot", "must be >= 0")
     _need(cfg.data.eval_limit >= 0 and cfg.data.limit >= 0, "data.limit", "must be >= 0")
     _need(cfg.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")

