@@ -147,7 +147,7 @@ fn is_unit_text(content: &str) -> bool {
     let letters = content.chars().filter(|c| c.is_ascii_alphabetic()).count();
     let ok_chars = content
         .chars()
-        .all(|c| c.is_ascii_alphabetic() || matches!(c, ' ' | '.' | '/' | '-' | '^' | '2' | '3'));
+        .all(|c| c.is_ascii_alphabetic() || c.is_whitespace() || matches!(c, '.' | '/' | '-' | '^' | '2' | '3'));
     ok_chars && (letters >= 2 || (letters == 1 && content.starts_with(' ')))
 }
 
@@ -218,10 +218,32 @@ fn strip_unit_words(s: &str) -> &str {
     }
 }
 
+/// Drop LaTeX thousands separators `,\!` (as in `10,\!080` or `11,\! 111`): a comma, `\!`,
+/// optional spaces, then three digits.
+fn drop_spaced_separators(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(p) = rest.find(",\\!") {
+        out.push_str(&rest[..p]);
+        let after = rest[p + 3..].trim_start_matches(' ');
+        let b = after.as_bytes();
+        let three = b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && b.get(3).is_none_or(|c| !c.is_ascii_digit());
+        if !three {
+            out.push(',');
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The cosmetic normal form of an answer (see the module doc).
 pub fn normalize(s: &str) -> String {
     // Protect `\\` (row breaks) from the rules for `\ ` and `\,`.
     let mut out = strip_delims(s).replace("\\\\", "\u{1}");
+    if out.contains(",\\!") {
+        out = drop_spaced_separators(&out);
+    }
     for (from, to) in SIMPLE {
         if out.contains(from) {
             out = out.replace(from, to);
@@ -436,6 +458,9 @@ mod tests {
         assert_eq!(normalize("\\text{Monday}").trim(), "Monday");
         assert_eq!(normalize("1 \\text{ or } 2").replace(' ', ""), "1,2");
         assert_eq!(normalize("New York"), "New York");
+        assert_eq!(normalize("11,\\! 111,\\!100"), "11111100");
+        assert_eq!(normalize("(1,\\!2)"), "(1,2)");
+        assert_eq!(normalize("90\\text{ square\nunits}"), "90");
     }
 
     #[test]

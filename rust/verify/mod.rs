@@ -121,7 +121,14 @@ pub fn equivalent(reference: &str, candidate: &str) -> bool {
     let mut vars = Vars::default();
     let a = to_node(&nr, &mut vars);
     let b = to_node(&nc, &mut vars);
-    compare::same(&a, &b, &mut Budget(BUDGET))
+    let budget = &mut Budget(BUDGET);
+    if compare::same(&a, &b, budget) {
+        return true;
+    }
+    // A percentage also matches its fraction: 50% ≡ 50 (above) and 50% ≡ 0.5.
+    let hundredth = |n: &Node| Node::Div(Box::new(n.clone()), Box::new(Node::Num(rational::Q::int(100))));
+    (r.contains('%') && compare::same(&hundredth(&a), &b, budget))
+        || (c.contains('%') && compare::same(&a, &hundredth(&b), budget))
 }
 
 /// Whether the answer extracted from `response` (in `style`, with the last-number fallback) is

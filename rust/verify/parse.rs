@@ -207,9 +207,15 @@ impl<'a, 'v> Parser<'a, 'v> {
         if self.peek() != Some(Tok::Cmd("cup")) {
             return Ok(first);
         }
-        let mut parts = vec![first];
+        let mut parts = vec![];
+        let mut push = |n: Node| match n {
+            // ((a ∪ b) ∪ c) is a ∪ b ∪ c.
+            Node::Union(inner) => parts.extend(inner),
+            n => parts.push(n),
+        };
+        push(first);
         while self.eat(Tok::Cmd("cup")) {
-            parts.push(self.relation()?);
+            push(self.relation()?);
         }
         Ok(Node::Union(parts))
     }
