@@ -18,20 +18,11 @@ from empg.attention import (
 from empg.exceptions import ConfigError, InvalidInputError
 
 transformers = pytest.importorskip("transformers")
+import tiny_models  # noqa: E402
 
 
 def tiny_llama(attn: str = "sdpa") -> torch.nn.Module:
-    config = transformers.LlamaConfig(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config).to(torch.float64)
+    model = tiny_models.tiny_llama(vocab_size=97, hidden_size=32, intermediate_size=64).to(torch.float64)
     model.set_attn_implementation(attn)
     return model.eval()
 

@@ -14,40 +14,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
 from empg.samplers.vllm_weights import vllm_named_weights, vllm_weight_name
 
 transformers = pytest.importorskip("transformers")
+import tiny_models  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
 def tiny_llama(tied: bool) -> torch.nn.Module:
-    config = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=tied,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(config)
-
-
-def wrapped(model: torch.nn.Module) -> torch.nn.Module:
-    """The model as a trainer holds it: layers under activation checkpointing, whole under
-    torch.compile (adds ``_orig_mod.``)."""
-    for i, layer in enumerate(model.model.layers):
-        model.model.layers[i] = checkpoint_wrapper(layer)
-    return torch.compile(model)
+    return tiny_models.tiny_llama(tie_word_embeddings=tied)
 
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_wrapped_names_map_back_to_checkpoint_names(tied: bool) -> None:
     plain = dict(tiny_llama(tied).named_parameters())
-    model = wrapped(tiny_llama(tied))
+    model = tiny_models.as_trained(tiny_llama(tied))
     raw_names = [n for n, _ in model.named_parameters()]
     assert any("_orig_mod." in n for n in raw_names)
     assert any("_checkpoint_wrapped_module." in n for n in raw_names)

@@ -10,10 +10,9 @@ import socket
 import tempfile
 
 import torch
-import transformers
-from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
 from empg.samplers.vllm_weights import vllm_named_weights
+from tiny_models import as_trained, tiny_llama
 
 
 def free_port() -> int:
@@ -23,21 +22,10 @@ def free_port() -> int:
 
 
 def check(tied: bool) -> dict[str, object]:
-    config = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=tied,
-    )
-    torch.manual_seed(0)
-    trainer_model = transformers.LlamaForCausalLM(config)
+    trainer_model = tiny_llama(tie_word_embeddings=tied)
+    config = trainer_model.config
     plain = {n: p.detach().clone() for n, p in trainer_model.named_parameters()}
-    for i, layer in enumerate(trainer_model.model.layers):
-        trainer_model.model.layers[i] = checkpoint_wrapper(layer)
-    trainer_model = torch.compile(trainer_model)
+    trainer_model = as_trained(trainer_model)
 
     from vllm.config import DeviceConfig, ModelConfig, VllmConfig, set_current_vllm_config
     from vllm.distributed import init_distributed_environment, initialize_model_parallel
