@@ -155,3 +155,23 @@ def test_flash_varlen_matches_on_cuda() -> None:
         got = token_logprobs(model, mb, path="flash_varlen")
         want = token_logprobs(model, mb, path="padded_buckets")
     torch.testing.assert_close(got, want, atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.parametrize("path", ["packed_sdpa", "padded_buckets"])
+def test_masked_form_keeps_loss_positions_in_order(path: str) -> None:
+    from empg.attention import masked_token_logprobs
+
+    model = tiny_llama()
+    mb = random_microbatch([6, 3, 9], seed=4)
+    with torch.no_grad():
+        full = token_logprobs(model, mb, path=path)
+        got = masked_token_logprobs(
+            model,
+            torch.as_tensor(mb["input_ids"]),
+            torch.as_tensor(mb["position_ids"]),
+            torch.as_tensor(mb["loss_mask"]),
+            path=path,
+        )
+    mask = torch.as_tensor(mb["loss_mask"])
+    assert got.shape == (int(mask.sum()),)
+    torch.testing.assert_close(got, full[mask])

@@ -230,3 +230,20 @@ def token_logprobs(model: torch.nn.Module, mb: Mapping[str, Any], *, path: str |
     # A sequence's first token has no context inside its sequence: its slot holds 0 on every path.
     starts = torch.as_tensor(cu[:-1], device=out.device)
     return out.index_fill(0, starts, 0.0)
+
+
+def masked_token_logprobs(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    position_ids: torch.Tensor,
+    loss_mask: torch.Tensor,
+    *,
+    path: str | None = None,
+) -> torch.Tensor:
+    """:func:`token_logprobs` of one packed row, kept where ``loss_mask`` is True (in order): the
+    ``forward(model, input_ids, position_ids, loss_mask)`` shape an M-step takes. Sequence starts are
+    read from ``position_ids == 0``."""
+    starts = torch.nonzero(position_ids.reshape(-1) == 0).reshape(-1).cpu()
+    cu = torch.cat([starts, torch.tensor([input_ids.numel()])]).to(torch.int32)
+    mb = {"input_ids": input_ids, "position_ids": position_ids, "cu_seqlens": cu}
+    return token_logprobs(model, mb, path=path)[loss_mask.reshape(-1).to(torch.bool)]
