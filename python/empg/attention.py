@@ -152,7 +152,8 @@ def _validate(input_ids: torch.Tensor, position_ids: torch.Tensor, cu: np.ndarra
 
 
 def _forward_logits(model: torch.nn.Module, **kwargs: Any) -> torch.Tensor:
-    return model(use_cache=False, **kwargs).logits
+    logits: torch.Tensor = model(use_cache=False, **kwargs).logits
+    return logits
 
 
 def _flash_varlen(model: torch.nn.Module, ids: torch.Tensor, pos: torch.Tensor, cu: np.ndarray) -> torch.Tensor:
