@@ -81,3 +81,17 @@ def test_vllm_llama_load_weights_accepts_the_mapped_stream() -> None:
         assert report["mismatched"] == [], (kind, report)
         assert report["loaded"] == report["engine_params"] > 0, (kind, report)
         assert report["head_is_embedding"] is (kind == "tied"), (kind, report)
+
+
+def test_engine_dir_is_the_models_own_or_a_saved_copy(tmp_path: Path) -> None:
+    from empg.samplers.vllm import engine_model_dir
+
+    model = tiny_llama(tied=True)
+    path, tmp = engine_model_dir(model)  # built from a config: no directory of its own
+    assert tmp is not None
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(path)
+    torch.testing.assert_close(dict(reloaded.named_parameters()), dict(model.named_parameters()))
+    tmp.cleanup()
+    model.save_pretrained(tmp_path)
+    own = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert engine_model_dir(own) == (str(tmp_path), None)

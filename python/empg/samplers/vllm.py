@@ -11,6 +11,8 @@ weights offloaded to host memory, KV cache released) so the trainer gets the GPU
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Any, Sequence
 
 from empg.exceptions import ConfigError
@@ -56,6 +58,22 @@ def import_vllm() -> Any:
         ) from err
     check_vllm_version(vllm.__version__)
     return vllm
+
+
+def engine_model_dir(model: Any, tokenizer: Any = None) -> tuple[str, tempfile.TemporaryDirectory[str] | None]:
+    """A directory vLLM can build the engine from: the model's own ``name_or_path`` when it is a
+    local Hugging Face directory (with tokenizer files, when a tokenizer is in play), else a
+    temporary directory the model (and tokenizer) is saved into. Returns the path and the temporary
+    directory to keep alive (``None`` when the model's own is used)."""
+    own = Path(str(getattr(model, "name_or_path", "") or ""))
+    has_tokenizer = (own / "tokenizer_config.json").is_file() or (own / "tokenizer.json").is_file()
+    if (own / "config.json").is_file() and (tokenizer is None or has_tokenizer):
+        return str(own), None
+    tmp = tempfile.TemporaryDirectory(prefix="empg-vllm-")
+    model.save_pretrained(tmp.name)
+    if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
+        tokenizer.save_pretrained(tmp.name)
+    return tmp.name, tmp
 
 
 class VLLMSampler:
@@ -105,6 +123,25 @@ class VLLMSampler:
             )
         self.enable_sleep_mode = enable_sleep_mode
         self._sleeping: set[str] = set()  # sleep tags not yet woken ("weights", "kv_cache")
+        self._model_dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, model: Any, tokenizer: Any = None) -> "VLLMSampler":
+        """The engine for an empg run: built from ``model``'s directory (or a temporary save of it),
+        ``cfg.sampling.gpu_memory_utilization`` and ``cfg.train.seed``, then synced with ``model``'s
+        current weights."""
+        sampling = getattr(cfg, "sampling", None)
+        train = getattr(cfg, "train", None)
+        path, tmp = engine_model_dir(model, tokenizer)
+        sampler = cls(
+            path,
+            gpu_memory_utilization=float(getattr(sampling, "gpu_memory_utilization", 0.5)),
+            seed=int(getattr(train, "seed", 0)),
+            skip_tokenizer_init=tokenizer is None,
+        )
+        sampler._model_dir = tmp
+        sampler.sync_weights(model)
+        return sampler
 
     # -- E-step ---------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Rollout]:
