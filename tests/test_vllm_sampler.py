@@ -158,3 +158,18 @@ def test_colocated_engine_generates_sleeps_and_takes_new_weights(tmp_path) -> No
     want = [0.0] + [float(lp[j - 1, probe[0][j]]) for j in range(1, len(probe[0]))]
     assert after != pytest.approx(before, abs=1e-3)
     assert after == pytest.approx(want, abs=5e-2)
+
+
+def test_prompt_logprobs_pick_the_token_at_each_position() -> None:
+    from empg.samplers.vllm_io import sequence_logprobs
+
+    seq = [5, 6, 7, 8]
+    positions = [None] + [{t: Logprob(logprob=-0.1 * t, rank=1), t + 100: Logprob(logprob=-9.0, rank=2)} for t in seq[1:]]
+    out = RequestOutput(
+        request_id="p0", prompt=None, prompt_token_ids=seq, prompt_logprobs=positions, outputs=[], finished=True
+    )
+    assert sequence_logprobs(out, seq) == pytest.approx([0.0] + [-0.1 * t for t in seq[1:]])
+    with pytest.raises(TrainingError, match="'p0'.*token 2"):
+        sequence_logprobs(out, [5, 6, 99, 8])
+    with pytest.raises(TrainingError, match="'p0'.*3 tokens"):
+        sequence_logprobs(out, seq[:3])

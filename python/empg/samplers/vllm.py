@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from empg.exceptions import ConfigError
 from empg.sampling import Rollout, SamplingParams
-from empg.samplers.vllm_io import rollouts_from_outputs, to_vllm_sampling_params
+from empg.samplers.vllm_io import rollouts_from_outputs, sequence_logprobs, to_vllm_sampling_params
 from empg.samplers.vllm_weights import vllm_named_weights
 
 #: The vLLM releases this module is written and tested against: [lower, upper).
@@ -165,13 +165,7 @@ class VLLMSampler:
         params = vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
         requests = [TokensPrompt(prompt_token_ids=[int(t) for t in s]) for s in sequences]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
-        result = []
-        for seq, out in zip(sequences, outputs):
-            row = [0.0]
-            for token, position in zip(list(seq)[1:], list(out.prompt_logprobs)[1:]):
-                row.append(float(position[int(token)].logprob))
-            result.append(row)
-        return result
+        return [sequence_logprobs(out, seq) for seq, out in zip(sequences, outputs)]
 
     # -- weights and memory ---------------------------------------------------------------------
     def sync_weights(self, model: object) -> None:

@@ -79,3 +79,20 @@ def rollouts_from_outputs(
                 )
             )
     return rollouts
+
+
+def sequence_logprobs(request: Any, sequence: Sequence[int]) -> list[float]:
+    """Per-token log-probs of ``sequence`` from a request run with ``prompt_logprobs=0``: the entry
+    of each prompt position for the token actually there, 0 for the first token (no context)."""
+    positions = request.prompt_logprobs
+    if positions is None or len(positions) != len(sequence):
+        got = None if positions is None else len(positions)
+        raise TrainingError(f"vLLM request {request.request_id!r}: {got} prompt log-probs for {len(sequence)} tokens")
+    out = [0.0]
+    for j in range(1, len(sequence)):
+        entry = positions[j]
+        token = int(sequence[j])
+        if entry is None or token not in entry:
+            raise TrainingError(f"vLLM request {request.request_id!r}: no prompt log-prob for token {j}")
+        out.append(float(entry[token].logprob))
+    return out
