@@ -38,6 +38,11 @@ from empg.sampling import SamplingParams  # noqa: E402
 TIME_LIMIT_S = 480.0
 
 
+def rate(x: float) -> str:
+    """A tokens/s figure: thousands separators when large, 3 significant digits when small."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 class Checks:
     """Named pass/fail results, printed in the summary."""
 
@@ -75,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.prompts = args.prompts or (4 if small else 32)
     args.prompt_len = args.prompt_len or (12 if small else 64)
     args.max_new = args.max_new or (16 if small else 256)
-    args.token_budget = args.token_budget or (256 if small else 16384)
+    args.token_budget = args.token_budget or (256 if small else 8192)
     args.k = 4 if small and args.k == 8 else args.k
     return args
 
@@ -157,7 +162,7 @@ def run_sampler(name: str, device: torch.device, args: argparse.Namespace, check
             print(
                 f"[{tag}] reward {rewards.mean():.3f}  loss {np.mean(res.losses):+.4f}  grad {np.mean(res.grad_norms):.3f}  "
                 f"probe trainer {t_before:.3f}->{t_after:.3f} sampler {s_before:.3f}->{s_after:.3f}  "
-                f"sample {gen_tokens / t_sample:,.0f} tok/s  M-step {mstep_tok_s:,.0f} tok/s  MFU {100 * mfu:.1f}%  "
+                f"sample {rate(gen_tokens / t_sample)} tok/s  M-step {rate(mstep_tok_s)} tok/s  MFU {100 * mfu:.1f}%  "
                 f"paths {res.path_counts}",
                 flush=True,
             )
@@ -199,7 +204,7 @@ def attention_paths(model: torch.nn.Module, rollouts: list[Any], device: torch.d
     gap = float((outs["packed_sdpa"] - outs["padded_buckets"]).abs().max())
     tol = 0.15 if device.type == "cuda" else 1e-4
     checks.add(f"{name}: attention paths agree", gap <= tol, f"max|diff|={gap:.2e} tol={tol}")
-    print(f"[{name}] attention fwd+bwd tok/s: " + ", ".join(f"{p} {v:,.0f}" for p, v in speeds.items()) + f"; max|diff| {gap:.2e}")
+    print(f"[{name}] attention fwd+bwd tok/s: " + ", ".join(f"{p} {rate(v)}" for p, v in speeds.items()) + f"; max|diff| {gap:.2e}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.iterations} iteration(s)")
     print(f"matmul peak       {peak:,.3g} TFLOP/s ({peak_kind}, measured)")
     for name, fig in results.items():
-        print(f"sampler={name:<12} params {fig['params'] / 1e6:,.1f}M  sampling {fig['sample_tok_s']:,.0f} tok/s  "
-              f"M-step {fig['mstep_tok_s']:,.0f} tok/s  MFU {100 * fig['mfu']:.1f}%")
+        print(f"sampler={name:<12} params {fig['params'] / 1e6:,.1f}M  sampling {rate(fig['sample_tok_s'])} tok/s  "
+              f"M-step {rate(fig['mstep_tok_s'])} tok/s  MFU {100 * fig['mfu']:.1f}%")
     for name, why in skipped.items():
         print(f"sampler={name:<12} skipped: {why}")
     print(f"checks            {len(checks.rows) - checks.failed} passed, {checks.failed} failed")
