@@ -96,8 +96,18 @@ pub struct GroupWeights {
     pub stats: GroupStats,
 }
 
-/// Assign each completion to a dense group index; returns (group_index, group ids).
-fn dense_groups(n: usize, grouping: Grouping<'_>) -> CoreResult<(Vec<u32>, Vec<i64>)> {
+/// A maximal run of consecutive completions of one group: `rewards[start..end]` is in group `group`.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    start: usize,
+    end: usize,
+    group: u32,
+}
+
+/// Split completions into runs of one group each and number the groups densely in order of first
+/// appearance. Ids usually come in runs (the K samples of a prompt side by side), so the hash map
+/// is consulted once per run, and every later pass works on contiguous slices.
+fn runs_of(n: usize, grouping: Grouping<'_>) -> CoreResult<(Vec<Run>, Vec<i64>)> {
     match grouping {
         Grouping::Size(k) => {
             if k == 0 {
@@ -109,9 +119,14 @@ fn dense_groups(n: usize, grouping: Grouping<'_>) -> CoreResult<(Vec<u32>, Vec<i
                     format!("{n} rewards do not split into groups of {k}"),
                 ));
             }
-            let index = (0..n).map(|i| (i / k) as u32).collect();
-            let ids = (0..(n / k) as i64).collect();
-            Ok((index, ids))
+            let runs = (0..n / k)
+                .map(|g| Run {
+                    start: g * k,
+                    end: (g + 1) * k,
+                    group: g as u32,
+                })
+                .collect();
+            Ok((runs, (0..(n / k) as i64).collect()))
         }
         Grouping::Ids(ids) => {
             if ids.len() != n {
@@ -123,18 +138,32 @@ fn dense_groups(n: usize, grouping: Grouping<'_>) -> CoreResult<(Vec<u32>, Vec<i
             }
             let mut seen: HashMap<i64, u32> = HashMap::new();
             let mut order = Vec::new();
-            let index = ids
-                .iter()
-                .map(|&id| {
-                    *seen.entry(id).or_insert_with(|| {
-                        order.push(id);
-                        (order.len() - 1) as u32
-                    })
-                })
-                .collect();
-            Ok((index, order))
+            let mut runs: Vec<Run> = Vec::new();
+            let mut start = 0;
+            while start < n {
+                let id = ids[start];
+                let end = start + ids[start..].iter().take_while(|&&x| x == id).count();
+                let group = *seen.entry(id).or_insert_with(|| {
+                    order.push(id);
+                    (order.len() - 1) as u32
+                });
+                runs.push(Run { start, end, group });
+                start = end;
+            }
+            Ok((runs, order))
         }
     }
+}
+
+/// Running sums of one group.
+#[derive(Clone, Copy)]
+struct Acc {
+    count: u32,
+    solved: u32,
+    sum: f64,
+    sq: f64,
+    lo: f32,
+    hi: f32,
 }
 
 pub fn group_weights(
@@ -146,71 +175,77 @@ pub fn group_weights(
         return Err(CoreError::NonFiniteReward { index, value });
     }
     if !(opts.eps >= 0.0 && opts.eps.is_finite()) {
-        return Err(CoreError::invalid("eps", format!("{} is not a finite number >= 0", opts.eps)));
+        return Err(CoreError::invalid(
+            "eps",
+            format!("{} is not a finite number >= 0", opts.eps),
+        ));
     }
-    let (group_index, ids) = dense_groups(rewards.len(), grouping)?;
-    let g = ids.len();
+    let (runs, ids) = runs_of(rewards.len(), grouping)?;
+    let empty = Acc {
+        count: 0,
+        solved: 0,
+        sum: 0.0,
+        sq: 0.0,
+        lo: f32::INFINITY,
+        hi: f32::NEG_INFINITY,
+    };
+    let mut acc = vec![empty; ids.len()];
+    for run in &runs {
+        let xs = &rewards[run.start..run.end];
+        let a = &mut acc[run.group as usize];
+        a.count += xs.len() as u32;
+        a.sum += xs.iter().map(|&r| r as f64).sum::<f64>();
+        a.solved += xs.iter().filter(|&&r| r >= opts.solved_threshold).count() as u32;
+        a.lo = xs.iter().copied().fold(a.lo, f32::min);
+        a.hi = xs.iter().copied().fold(a.hi, f32::max);
+    }
+    let mean: Vec<f64> = acc.iter().map(|a| a.sum / a.count as f64).collect();
+    // Second pass for the variance (no cancellation, whatever the reward scale).
+    for run in &runs {
+        let m = mean[run.group as usize];
+        let sq: f64 = rewards[run.start..run.end]
+            .iter()
+            .map(|&r| (r as f64 - m).powi(2))
+            .sum();
+        acc[run.group as usize].sq += sq;
+    }
+    let std: Vec<f64> = acc.iter().map(|a| (a.sq / a.count as f64).sqrt()).collect();
+    let zero_signal: Vec<bool> = acc.iter().map(|a| a.lo == a.hi).collect();
 
-    let mut count = vec![0u32; g];
-    let mut sum = vec![0f64; g];
-    let mut solved = vec![0u32; g];
-    let mut lo = vec![f32::INFINITY; g];
-    let mut hi = vec![f32::NEG_INFINITY; g];
-    for (&r, &gi) in rewards.iter().zip(&group_index) {
-        let gi = gi as usize;
-        count[gi] += 1;
-        sum[gi] += r as f64;
-        solved[gi] += (r >= opts.solved_threshold) as u32;
-        lo[gi] = lo[gi].min(r);
-        hi[gi] = hi[gi].max(r);
-    }
-    let mean: Vec<f64> = sum.iter().zip(&count).map(|(s, &c)| s / c as f64).collect();
-    let mut sq = vec![0f64; g];
-    for (&r, &gi) in rewards.iter().zip(&group_index) {
-        let d = r as f64 - mean[gi as usize];
-        sq[gi as usize] += d * d;
-    }
-    let std: Vec<f64> = sq.iter().zip(&count).map(|(s, &c)| (s / c as f64).sqrt()).collect();
-    let zero_signal: Vec<bool> = lo.iter().zip(&hi).map(|(l, h)| l == h).collect();
-
-    let weights = rewards
-        .iter()
-        .zip(&group_index)
-        .map(|(&r, &gi)| {
-            let gi = gi as usize;
-            if zero_signal[gi] && opts.drop_zero_signal {
-                return 0.0;
-            }
+    let mut weights = vec![0f32; rewards.len()];
+    let mut group_index = vec![0u32; rewards.len()];
+    for run in &runs {
+        let g = run.group as usize;
+        group_index[run.start..run.end].fill(run.group);
+        if zero_signal[g] && opts.drop_zero_signal {
+            continue;
+        }
+        let (m, sd, n, total) = (mean[g], std[g], acc[g].count as f64, acc[g].sum);
+        let out = &mut weights[run.start..run.end];
+        let xs = &rewards[run.start..run.end];
+        for (w, &r) in out.iter_mut().zip(xs) {
             let r = r as f64;
-            let w = match opts.scheme {
-                Scheme::GroupNorm => (r - mean[gi]) / (std[gi] + opts.eps),
-                Scheme::MeanBaseline => r - mean[gi],
+            *w = match opts.scheme {
+                Scheme::GroupNorm => (r - m) / (sd + opts.eps),
+                Scheme::MeanBaseline => r - m,
                 Scheme::Raw => r,
-                Scheme::Rloo => {
-                    let n = count[gi] as f64;
-                    if n < 2.0 {
-                        0.0
-                    } else {
-                        r - (sum[gi] - r) / (n - 1.0)
-                    }
-                }
-            };
-            w as f32
-        })
-        .collect();
+                Scheme::Rloo if n < 2.0 => 0.0,
+                Scheme::Rloo => r - (total - r) / (n - 1.0),
+            } as f32;
+        }
+    }
 
     Ok(GroupWeights {
         weights,
         group_index,
         stats: GroupStats {
             ids,
-            size: count.clone(),
+            size: acc.iter().map(|a| a.count).collect(),
             mean: mean.iter().map(|&m| m as f32).collect(),
             std: std.iter().map(|&s| s as f32).collect(),
-            solved: solved
+            solved: acc
                 .iter()
-                .zip(&count)
-                .map(|(&s, &c)| s as f32 / c as f32)
+                .map(|a| a.solved as f32 / a.count as f32)
                 .collect(),
             zero_signal,
         },
@@ -231,8 +266,12 @@ mod tests {
 
     #[test]
     fn group_norm_of_a_binary_group() {
-        let out = group_weights(&[1.0, 0.0, 0.0, 0.0], Grouping::Size(4), &opts(Scheme::GroupNorm))
-            .unwrap();
+        let out = group_weights(
+            &[1.0, 0.0, 0.0, 0.0],
+            Grouping::Size(4),
+            &opts(Scheme::GroupNorm),
+        )
+        .unwrap();
         // mean 0.25, population std sqrt(0.1875)
         let std = 0.1875f64.sqrt();
         assert!((out.weights[0] as f64 - 0.75 / (std + 1e-6)).abs() < 1e-5);
@@ -279,18 +318,32 @@ mod tests {
 
     #[test]
     fn errors_name_what_is_wrong() {
-        let e = group_weights(&[0.0, f32::NAN], Grouping::Size(2), &Options::default()).unwrap_err();
+        let e =
+            group_weights(&[0.0, f32::NAN], Grouping::Size(2), &Options::default()).unwrap_err();
         assert!(matches!(e, CoreError::NonFiniteReward { index: 1, .. }));
         let e = group_weights(&[0.0; 5], Grouping::Size(2), &Options::default()).unwrap_err();
         assert!(e.to_string().contains("group_size"));
         let e = group_weights(&[0.0; 2], Grouping::Ids(&[1]), &Options::default()).unwrap_err();
-        assert!(matches!(e, CoreError::LengthMismatch { what: "group_ids", .. }));
-        assert!("ppo".parse::<Scheme>().unwrap_err().to_string().contains("group_norm"));
+        assert!(matches!(
+            e,
+            CoreError::LengthMismatch {
+                what: "group_ids",
+                ..
+            }
+        ));
+        assert!("ppo"
+            .parse::<Scheme>()
+            .unwrap_err()
+            .to_string()
+            .contains("group_norm"));
     }
 
     fn grouped_rewards() -> impl Strategy<Value = (Vec<f32>, Vec<i64>)> {
-        prop::collection::vec((0i64..6, prop_oneof![Just(0.0f32), Just(1.0), -2.0f32..2.0]), 1..80)
-            .prop_map(|v| v.into_iter().map(|(g, r)| (r, g)).unzip())
+        prop::collection::vec(
+            (0i64..6, prop_oneof![Just(0.0f32), Just(1.0), -2.0f32..2.0]),
+            1..80,
+        )
+        .prop_map(|v| v.into_iter().map(|(g, r)| (r, g)).unzip())
     }
 
     proptest! {

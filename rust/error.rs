@@ -23,7 +23,9 @@ pub enum CoreError {
     InvalidArgument { field: &'static str, reason: String },
 
     /// A sequence that cannot fit in any micro-batch under the token budget.
-    #[error("sequence {index} has {length} tokens, more than the micro-batch token budget of {budget}")]
+    #[error(
+        "sequence {index} has {length} tokens, more than the micro-batch token budget of {budget}"
+    )]
     SequenceTooLong {
         index: usize,
         length: u64,

@@ -6,6 +6,7 @@ pub mod advantage;
 pub mod error;
 pub mod pack;
 pub mod parallel;
+pub mod verify;
 
 mod py;
 
@@ -18,6 +19,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::advantage::group_weights, m)?)?;
     m.add_function(wrap_pyfunction!(py::pack::pack_microbatches, m)?)?;
     m.add_function(wrap_pyfunction!(py::pack::build_microbatch, m)?)?;
+    m.add_function(wrap_pyfunction!(py::pack::build_microbatches, m)?)?;
     m.add_function(wrap_pyfunction!(py::parallel::parallelism, m)?)?;
+    m.add_function(wrap_pyfunction!(py::verify::extract_answers, m)?)?;
+    m.add_function(wrap_pyfunction!(py::verify::is_equivalent, m)?)?;
+    m.add_function(wrap_pyfunction!(py::verify::verify_batch, m)?)?;
     Ok(())
 }

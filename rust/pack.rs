@@ -2,10 +2,115 @@
 //! and the flat, padding-free buffers of one micro-batch for the M-step.
 //!
 //! Assignment is best-fit decreasing: sequences in decreasing length, each into the open
-//! micro-batch with the least room that still fits it (a balanced tree of remaining room keeps this
-//! O(n log n)), else into a new one. Best-fit decreasing uses at most 11/9·OPT + 1 micro-batches.
+//! micro-batch with the least room that still fits it, else into a new one. Best-fit decreasing
+//! uses at most 11/9·OPT + 1 micro-batches. Open micro-batches are indexed by their remaining room
+//! in a two-level bitset with an intrusive list per room value, so finding the best fit is a few
+//! word operations (budgets up to 2^22 tokens; larger budgets use an ordered set).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+/// Budgets up to this size use the bitset index (its memory is ~budget/2 bytes).
+const BITSET_MAX_BUDGET: u64 = 1 << 22;
+
+/// Open micro-batches by remaining room: "which bin has the least room >= len".
+trait RoomIndex {
+    fn insert(&mut self, room: u64, bin: u32);
+    /// Remove and return the (room, bin) with the least room >= `len`.
+    fn take_best_fit(&mut self, len: u64) -> Option<(u64, u32)>;
+}
+
+impl RoomIndex for BTreeSet<(u64, u32)> {
+    fn insert(&mut self, room: u64, bin: u32) {
+        BTreeSet::insert(self, (room, bin));
+    }
+    fn take_best_fit(&mut self, len: u64) -> Option<(u64, u32)> {
+        let hit = self.range((len, 0)..).next().copied()?;
+        self.remove(&hit);
+        Some(hit)
+    }
+}
+
+/// Bit r of `words` is set when some bin has room r; bit w of `summary` when word w is non-zero.
+/// Bins with the same room form a LIFO list through `head`/`next`.
+struct BitsetRooms {
+    words: Vec<u64>,
+    summary: Vec<u64>,
+    head: Vec<u32>, // per room value: bin + 1, or 0 for none
+    next: Vec<u32>, // per bin: the next bin + 1 with the same room, or 0
+}
+
+impl BitsetRooms {
+    fn new(budget: u64) -> Self {
+        let rooms = budget as usize + 1;
+        let words = rooms.div_ceil(64);
+        BitsetRooms {
+            words: vec![0; words],
+            summary: vec![0; words.div_ceil(64)],
+            head: vec![0; rooms],
+            next: Vec::new(),
+        }
+    }
+
+    fn next_set_bit(&self, from: usize) -> Option<usize> {
+        let w = from / 64;
+        if w >= self.words.len() {
+            return None;
+        }
+        let bits = self.words[w] & (!0u64 << (from % 64));
+        if bits != 0 {
+            return Some(w * 64 + bits.trailing_zeros() as usize);
+        }
+        // Find the next non-zero word through the summary.
+        let from_w = w + 1;
+        let mut s = from_w / 64;
+        if s >= self.summary.len() {
+            return None;
+        }
+        let mut sbits = self.summary[s]
+            & if from_w % 64 == 0 {
+                !0
+            } else {
+                !0u64 << (from_w % 64)
+            };
+        loop {
+            if sbits != 0 {
+                let word = s * 64 + sbits.trailing_zeros() as usize;
+                return Some(word * 64 + self.words[word].trailing_zeros() as usize);
+            }
+            s += 1;
+            if s >= self.summary.len() {
+                return None;
+            }
+            sbits = self.summary[s];
+        }
+    }
+}
+
+impl RoomIndex for BitsetRooms {
+    fn insert(&mut self, room: u64, bin: u32) {
+        let r = room as usize;
+        if self.next.len() <= bin as usize {
+            self.next.resize(bin as usize + 1, 0);
+        }
+        self.next[bin as usize] = self.head[r];
+        self.head[r] = bin + 1;
+        self.words[r / 64] |= 1 << (r % 64);
+        self.summary[r / 4096] |= 1 << ((r / 64) % 64);
+    }
+
+    fn take_best_fit(&mut self, len: u64) -> Option<(u64, u32)> {
+        let r = self.next_set_bit(len as usize)?;
+        let bin = self.head[r] - 1;
+        self.head[r] = self.next[bin as usize];
+        if self.head[r] == 0 {
+            self.words[r / 64] &= !(1 << (r % 64));
+            if self.words[r / 64] == 0 {
+                self.summary[r / 4096] &= !(1 << ((r / 64) % 64));
+            }
+        }
+        Some((r as u64, bin))
+    }
+}
 
 use crate::error::{CoreError, CoreResult};
 
@@ -16,24 +121,41 @@ pub fn pack(lengths: &[u64], budget: u64, allow_oversize: bool) -> CoreResult<Ve
     if budget == 0 {
         return Err(CoreError::invalid("token_budget", "must be at least 1"));
     }
-    if lengths.len() > u32::MAX as usize {
-        return Err(CoreError::invalid("lengths", "more than 2^32 sequences"));
+    if lengths.len() >= u32::MAX as usize {
+        return Err(CoreError::invalid("lengths", "2^32 sequences or more"));
     }
+    if let Some(i) = lengths.iter().position(|&l| l == 0) {
+        return Err(CoreError::invalid(
+            "lengths",
+            format!("sequence {i} has 0 tokens; every sequence needs at least one"),
+        ));
+    }
+    // Decreasing length; ties keep input order, so the result is deterministic.
     let mut order: Vec<u32> = (0..lengths.len() as u32).collect();
-    // Stable sort: equal lengths keep their input order, so the result is deterministic.
-    order.sort_by(|&a, &b| lengths[b as usize].cmp(&lengths[a as usize]));
+    order.sort_unstable_by_key(|&i| (std::cmp::Reverse(lengths[i as usize]), i));
+    if budget <= BITSET_MAX_BUDGET {
+        best_fit(
+            lengths,
+            &order,
+            budget,
+            allow_oversize,
+            BitsetRooms::new(budget),
+        )
+    } else {
+        best_fit(lengths, &order, budget, allow_oversize, BTreeSet::new())
+    }
+}
 
+fn best_fit(
+    lengths: &[u64],
+    order: &[u32],
+    budget: u64,
+    allow_oversize: bool,
+    mut rooms: impl RoomIndex,
+) -> CoreResult<Vec<Vec<u32>>> {
     let mut bins: Vec<Vec<u32>> = Vec::new();
-    // remaining room -> bins with exactly that room (LIFO within a room size).
-    let mut room: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for &i in &order {
+    for &i in order {
         let len = lengths[i as usize];
-        if len == 0 {
-            return Err(CoreError::invalid(
-                "lengths",
-                format!("sequence {i} has 0 tokens; every sequence needs at least one"),
-            ));
-        }
         if len > budget {
             if !allow_oversize {
                 return Err(CoreError::SequenceTooLong {
@@ -45,27 +167,18 @@ pub fn pack(lengths: &[u64], budget: u64, allow_oversize: bool) -> CoreResult<Ve
             bins.push(vec![i]);
             continue;
         }
-        let fit = room.range(len..).next().map(|(&r, _)| r);
-        match fit {
-            Some(r) => {
-                let slot = room.get_mut(&r).expect("room key present");
-                let b = slot.pop().expect("non-empty room slot");
-                if slot.is_empty() {
-                    room.remove(&r);
-                }
-                bins[b].push(i);
-                let left = r - len;
-                if left > 0 {
-                    room.entry(left).or_default().push(b);
-                }
+        let (left, b) = match rooms.take_best_fit(len) {
+            Some((r, b)) => {
+                bins[b as usize].push(i);
+                (r - len, b)
             }
             None => {
                 bins.push(vec![i]);
-                let left = budget - len;
-                if left > 0 {
-                    room.entry(left).or_default().push(bins.len() - 1);
-                }
+                (budget - len, (bins.len() - 1) as u32)
             }
+        };
+        if left > 0 {
+            rooms.insert(left, b);
         }
     }
     for b in &mut bins {
@@ -124,7 +237,10 @@ impl<'a> Sequences<'a> {
         for i in 0..n {
             let len = self.offsets[i + 1] - self.offsets[i];
             if len < 0 {
-                return Err(CoreError::invalid("offsets", format!("decrease at sequence {i}")));
+                return Err(CoreError::invalid(
+                    "offsets",
+                    format!("decrease at sequence {i}"),
+                ));
             }
             let p = self.prompt_lens[i];
             if p < 0 || p > len {
@@ -158,9 +274,9 @@ pub struct MicroBatch {
     pub cu_seqlens: Vec<i32>,
 }
 
-/// Build the micro-batch holding sequences `index` (in that order). `seqs` must be validated.
-pub fn build_microbatch(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<MicroBatch> {
-    let n = seqs.len();
+/// Check that `index` names valid sequences; returns the micro-batch's token count.
+fn index_tokens(offsets: &[i64], index: &[u32]) -> CoreResult<usize> {
+    let n = offsets.len().saturating_sub(1);
     let mut total = 0usize;
     for &i in index {
         if i as usize >= n {
@@ -169,13 +285,30 @@ pub fn build_microbatch(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<Micro
                 format!("sequence {i} is out of range for {n} sequences"),
             ));
         }
-        total += (seqs.offsets[i as usize + 1] - seqs.offsets[i as usize]) as usize;
+        total += (offsets[i as usize + 1] - offsets[i as usize]) as usize;
     }
     if total > i32::MAX as usize {
         return Err(CoreError::invalid("index", "micro-batch over 2^31 tokens"));
     }
+    Ok(total)
+}
+
+/// The input ids of the micro-batch holding sequences `index`: their tokens, concatenated.
+pub fn gather_input_ids(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(index_tokens(seqs.offsets, index)?);
+    for &i in index {
+        let (start, end) = (seqs.offsets[i as usize], seqs.offsets[i as usize + 1]);
+        ids.extend_from_slice(&seqs.tokens[start as usize..end as usize]);
+    }
+    Ok(ids)
+}
+
+/// Everything of the micro-batch but its input ids (left empty): positions, loss mask, weights and
+/// cumulative lengths. Needs only `offsets`, `prompt_lens` and `weights` of `seqs`.
+pub fn layout(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<MicroBatch> {
+    let total = index_tokens(seqs.offsets, index)?;
     let mut mb = MicroBatch {
-        input_ids: Vec::with_capacity(total),
+        input_ids: Vec::new(),
         position_ids: Vec::with_capacity(total),
         loss_mask: Vec::with_capacity(total),
         token_weights: Vec::with_capacity(total),
@@ -184,19 +317,29 @@ pub fn build_microbatch(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<Micro
     mb.cu_seqlens.push(0);
     for &i in index {
         let i = i as usize;
-        let (start, end) = (seqs.offsets[i] as usize, seqs.offsets[i + 1] as usize);
-        let len = end - start;
+        let len = (seqs.offsets[i + 1] - seqs.offsets[i]) as usize;
         // The first token has no logits before it in its own sequence, so it is never a target.
         let prompt = (seqs.prompt_lens[i] as usize).max(1).min(len);
-        let w = seqs.weights[i];
-        mb.input_ids.extend_from_slice(&seqs.tokens[start..end]);
         mb.position_ids.extend(0..len as i64);
-        mb.loss_mask.extend((0..len).map(|t| t >= prompt));
+        mb.loss_mask.resize(mb.loss_mask.len() + prompt, false);
+        mb.loss_mask
+            .resize(mb.loss_mask.len() + (len - prompt), true);
         mb.token_weights
-            .extend((0..len).map(|t| if t >= prompt { w } else { 0.0 }));
-        mb.cu_seqlens.push(mb.input_ids.len() as i32);
+            .resize(mb.token_weights.len() + prompt, 0.0);
+        mb.token_weights
+            .resize(mb.token_weights.len() + (len - prompt), seqs.weights[i]);
+        mb.cu_seqlens.push(mb.position_ids.len() as i32);
     }
     Ok(mb)
+}
+
+/// Build the micro-batch holding sequences `index` (in that order). `seqs` must be validated.
+pub fn build_microbatch(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<MicroBatch> {
+    let input_ids = gather_input_ids(seqs, index)?;
+    Ok(MicroBatch {
+        input_ids,
+        ..layout(seqs, index)?
+    })
 }
 
 #[cfg(test)]
@@ -258,7 +401,11 @@ mod tests {
             prompt_lens: &[4],
             weights: &[1.0],
         };
-        assert!(seqs.validate().unwrap_err().to_string().contains("prompt_lens"));
+        assert!(seqs
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("prompt_lens"));
         let seqs = Sequences {
             tokens: &[1, 2, 3],
             offsets: &[0, 2],
@@ -269,6 +416,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn bitset_and_ordered_set_agree(
+            lengths in prop::collection::vec(1u64..5000, 0..300),
+            budget in 5000u64..20000,
+        ) {
+            let mut order: Vec<u32> = (0..lengths.len() as u32).collect();
+            order.sort_unstable_by_key(|&i| (std::cmp::Reverse(lengths[i as usize]), i));
+            let a = best_fit(&lengths, &order, budget, false, BitsetRooms::new(budget)).unwrap();
+            let b = best_fit(&lengths, &order, budget, false, BTreeSet::new()).unwrap();
+            // Same rooms chosen at every step, so the same number of bins and the same fill.
+            prop_assert_eq!(a.len(), b.len());
+            let fill = |bins: &Vec<Vec<u32>>| {
+                let mut f: Vec<u64> = bins.iter().map(|x| x.iter().map(|&i| lengths[i as usize]).sum()).collect();
+                f.sort_unstable();
+                f
+            };
+            prop_assert_eq!(fill(&a), fill(&b));
+        }
+
         #[test]
         fn every_sequence_once_and_no_bin_over_budget(
             lengths in prop::collection::vec(1u64..300, 0..200),

@@ -3,7 +3,17 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__ = ["__version__", "group_weights", "pack_microbatches", "build_microbatch", "parallelism"]
+__all__ = [
+    "__version__",
+    "group_weights",
+    "pack_microbatches",
+    "build_microbatch",
+    "build_microbatches",
+    "parallelism",
+    "extract_answers",
+    "is_equivalent",
+    "verify_batch",
+]
 
 def group_weights(
     rewards: npt.NDArray[np.float32],
@@ -34,4 +44,18 @@ def build_microbatch(
     weights: npt.NDArray[np.float32],
     index: npt.NDArray[np.int64],
 ) -> dict[str, np.ndarray]: ...
+def build_microbatches(
+    tokens: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    prompt_lens: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float32],
+    bins: list[npt.NDArray[np.int64]],
+) -> list[dict[str, np.ndarray]]: ...
 def parallelism() -> int: ...
+def extract_answers(
+    texts: list[str], *, style: str = "auto", fallback: bool = True
+) -> list[str | None]: ...
+def is_equivalent(reference: str, candidate: str) -> bool: ...
+def verify_batch(
+    responses: list[str], references: list[str], *, style: str = "auto"
+) -> npt.NDArray[np.float32]: ...

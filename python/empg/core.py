@@ -125,6 +125,24 @@ def build_microbatch(
     )
 
 
+def build_microbatches(
+    tokens: npt.ArrayLike,
+    offsets: npt.ArrayLike,
+    prompt_lens: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    bins: Sequence[npt.ArrayLike],
+) -> list[dict[str, np.ndarray]]:
+    """:func:`build_microbatch` for every micro-batch of ``bins`` (as from
+    :func:`pack_microbatches`) in one call, built in parallel with the GIL released."""
+    return _core.build_microbatches(
+        np.ascontiguousarray(tokens, dtype=np.int64).reshape(-1),
+        np.ascontiguousarray(offsets, dtype=np.int64).reshape(-1),
+        np.ascontiguousarray(prompt_lens, dtype=np.int64).reshape(-1),
+        np.ascontiguousarray(weights, dtype=np.float32).reshape(-1),
+        [np.ascontiguousarray(b, dtype=np.int64).reshape(-1) for b in bins],
+    )
+
+
 def parallelism() -> int:
     """Threads the core's batch calls use now (``EMPG_PARALLELISM=0`` turns parallelism off,
     ``EMPG_NUM_THREADS=N`` sets the count)."""

@@ -5,3 +5,4 @@ pub mod advantage;
 pub mod errors;
 pub mod pack;
 pub mod parallel;
+pub mod verify;

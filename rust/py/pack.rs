@@ -3,7 +3,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::error::CoreError;
-use crate::pack::{self, Sequences};
+use crate::pack::{self, MicroBatch, Sequences};
+use rayon::prelude::*;
 
 fn to_vec<T: numpy::Element + Copy>(a: &PyReadonlyArray1<'_, T>) -> Vec<T> {
     a.as_array().iter().copied().collect()
@@ -20,7 +21,9 @@ pub fn pack_microbatches<'py>(
 ) -> PyResult<Vec<Bound<'py, PyArray1<i64>>>> {
     let lengths = to_vec(&lengths);
     if token_budget < 1 {
-        return Err(CoreError::invalid("token_budget", format!("{token_budget} is below 1")).into());
+        return Err(
+            CoreError::invalid("token_budget", format!("{token_budget} is below 1")).into(),
+        );
     }
     let bins = py.detach(|| {
         let lens = lengths
@@ -36,11 +39,37 @@ pub fn pack_microbatches<'py>(
     })?;
     Ok(bins
         .into_iter()
-        .map(|b| b.into_iter().map(i64::from).collect::<Vec<i64>>().into_pyarray(py))
+        .map(|b| {
+            b.into_iter()
+                .map(i64::from)
+                .collect::<Vec<i64>>()
+                .into_pyarray(py)
+        })
         .collect())
 }
 
-/// The flat buffers of one micro-batch; see `empg.build_microbatch`.
+fn to_index(index: &[i64]) -> Result<Vec<u32>, CoreError> {
+    index
+        .iter()
+        .map(|&i| {
+            u32::try_from(i)
+                .map_err(|_| CoreError::invalid("index", format!("{i} is not a sequence index")))
+        })
+        .collect()
+}
+
+fn into_dict<'py>(py: Python<'py>, mb: MicroBatch) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("input_ids", mb.input_ids.into_pyarray(py))?;
+    out.set_item("position_ids", mb.position_ids.into_pyarray(py))?;
+    out.set_item("loss_mask", mb.loss_mask.into_pyarray(py))?;
+    out.set_item("token_weights", mb.token_weights.into_pyarray(py))?;
+    out.set_item("cu_seqlens", mb.cu_seqlens.into_pyarray(py))?;
+    Ok(out)
+}
+
+/// The flat buffers of one micro-batch; see `empg.build_microbatch`. Reads the arrays in place
+/// (no copy of the whole token buffer): the work is a gather of just this micro-batch's tokens.
 #[pyfunction]
 pub fn build_microbatch<'py>(
     py: Python<'py>,
@@ -50,35 +79,62 @@ pub fn build_microbatch<'py>(
     weights: PyReadonlyArray1<'py, f32>,
     index: PyReadonlyArray1<'py, i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (tokens, offsets, prompt_lens, weights) = (
-        to_vec(&tokens),
-        to_vec(&offsets),
-        to_vec(&prompt_lens),
-        to_vec(&weights),
-    );
-    let index = to_vec(&index);
-    let mb = py.detach(|| {
-        let index = index
-            .iter()
-            .map(|&i| {
-                u32::try_from(i)
-                    .map_err(|_| CoreError::invalid("index", format!("{i} is not a sequence index")))
-            })
-            .collect::<Result<Vec<u32>, _>>()?;
-        let seqs = Sequences {
-            tokens: &tokens,
+    let seqs = Sequences {
+        tokens: tokens.as_slice()?,
+        offsets: offsets.as_slice()?,
+        prompt_lens: prompt_lens.as_slice()?,
+        weights: weights.as_slice()?,
+    };
+    seqs.validate()?;
+    let mb = pack::build_microbatch(&seqs, &to_index(index.as_slice()?)?)?;
+    into_dict(py, mb)
+}
+
+/// The buffers of many micro-batches in one crossing; see `empg.build_microbatches`. While
+/// attached, the input ids of each micro-batch are gathered straight out of the token buffer (the one
+/// copy of the tokens that is needed anyway); the rest is built in parallel with the GIL released.
+#[pyfunction]
+pub fn build_microbatches<'py>(
+    py: Python<'py>,
+    tokens: PyReadonlyArray1<'py, i64>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    prompt_lens: PyReadonlyArray1<'py, i64>,
+    weights: PyReadonlyArray1<'py, f32>,
+    bins: Vec<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let borrowed = Sequences {
+        tokens: tokens.as_slice()?,
+        offsets: offsets.as_slice()?,
+        prompt_lens: prompt_lens.as_slice()?,
+        weights: weights.as_slice()?,
+    };
+    borrowed.validate()?;
+    let bins = bins
+        .iter()
+        .map(|b| to_index(b.as_slice()?).map_err(PyErr::from))
+        .collect::<PyResult<Vec<Vec<u32>>>>()?;
+    let ids = bins
+        .iter()
+        .map(|b| pack::gather_input_ids(&borrowed, b))
+        .collect::<Result<Vec<Vec<i64>>, CoreError>>()?;
+    let (offsets, prompt_lens, weights) =
+        (to_vec(&offsets), to_vec(&prompt_lens), to_vec(&weights));
+    let layouts = py.detach(|| {
+        let meta = Sequences {
+            tokens: &[],
             offsets: &offsets,
             prompt_lens: &prompt_lens,
             weights: &weights,
         };
-        seqs.validate()?;
-        pack::build_microbatch(&seqs, &index)
+        crate::parallel::install(|| {
+            bins.par_iter()
+                .map(|b| pack::layout(&meta, b))
+                .collect::<Result<Vec<MicroBatch>, CoreError>>()
+        })
     })?;
-    let out = PyDict::new(py);
-    out.set_item("input_ids", mb.input_ids.into_pyarray(py))?;
-    out.set_item("position_ids", mb.position_ids.into_pyarray(py))?;
-    out.set_item("loss_mask", mb.loss_mask.into_pyarray(py))?;
-    out.set_item("token_weights", mb.token_weights.into_pyarray(py))?;
-    out.set_item("cu_seqlens", mb.cu_seqlens.into_pyarray(py))?;
-    Ok(out)
+    layouts
+        .into_iter()
+        .zip(ids)
+        .map(|(mb, input_ids)| into_dict(py, MicroBatch { input_ids, ..mb }))
+        .collect()
 }

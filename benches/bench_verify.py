@@ -1,0 +1,252 @@
+"""empg's Rust verifier vs math-verify 0.9.0 on the same labelled (response, reference) pairs.
+
+    python benches/bench_verify.py [--out benches/results/verify.md] [--mv-limit N]
+
+Pairs are built from the shared data, labelled by construction:
+
+* MATH (test.jsonl, 5,000 problems; the reference is the official solution's last boxed answer):
+  per problem one correct response (alternately the official solution, or a short rationale
+  ending in an equivalent rewrite of the answer: `\\dfrac`, decimals of simple fractions,
+  thousands commas, `x = ...`, reordered solution lists, degree signs, `\\left( \\right)`) and one
+  wrong one (a digit of the answer changed, or another problem's answer whose normalised string
+  differs).
+* GSM8K (test.jsonl, 1,319 problems; reference the `#### N` number): per problem the official
+  solution or a reformatted correct answer (`$1,234.00`, `\\boxed{}`, "The answer is N dollars"),
+  and a wrong number.
+
+Both verifiers see every pair (math-verify: `verify(parse("$" + reference + "$"), parse(response))`;
+empg: `verify_batch(responses, references, style="auto")`). Prints throughput on one thread (empg
+with EMPG_PARALLELISM=0) and on all cores (empg), the speed ratio (target >= 300x), each one's
+accuracy against the labels, their agreement, and a sample of disagreements with who is right.
+With `--mv-limit N`, math-verify runs on a random subset of N pairs only, and every comparison
+(speed, accuracy, agreement) is made on that same subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import empg  # noqa: E402
+from _machine import machine_line  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("EMPG_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def last_boxed(text: str) -> str | None:
+    """The last \\boxed{...} of a solution (independent of empg's extractor)."""
+    i = text.rfind("\\boxed{")
+    if i < 0:
+        return None
+    depth, j = 0, i + len("\\boxed")
+    for k in range(j, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[k], 0)
+        if depth == 0:
+            return text[j + 1 : k]
+    return None
+
+
+def key(s: str) -> str:
+    """A normalised string for choosing answers that really differ."""
+    s = re.sub(r"\\(left|right|!|,|;|d?frac|t?frac|text|mbox)|\s|\$|\^\\circ|\^\{\\circ\}|[{}]", "", s)
+    return re.sub(r"^[a-z]=", "", s)
+
+
+def rewrite(ans: str, rng: random.Random) -> str:
+    """An equivalent rewrite of a MATH answer (or the answer itself when no rule applies)."""
+    m = re.fullmatch(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}", ans)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        b2 = b
+        for p in (2, 5):
+            while b2 % p == 0:
+                b2 //= p
+        if b2 == 1 and b:
+            return repr(a / b) if rng.random() < 0.5 else f"\\dfrac{{{a}}}{{{b}}}"
+        return f"\\frac{a}{b}" if a < 10 and b < 10 else f"{a}/{b}"
+    if re.fullmatch(r"-?\d+", ans):
+        n = int(ans)
+        choice = rng.randrange(3)
+        if choice == 0 and abs(n) >= 1000:
+            return f"{n:,}"
+        if choice == 1:
+            return f"x = {n}"
+        return f"{n}.0"
+    if re.fullmatch(r"-?\d+\^\\circ", ans):
+        return ans.replace("^\\circ", "")
+    if "," in ans and not re.search(r"[()\[\]\\{}]", ans):
+        parts = [p.strip() for p in ans.split(",")]
+        return ", ".join(reversed(parts))
+    if ans.startswith("(") and ans.endswith(")"):
+        return "\\left" + ans[:-1] + "\\right)"
+    if "\\frac" in ans:
+        return ans.replace("\\frac", "\\dfrac")
+    return ans
+
+
+def perturb(ans: str, others: list[str], rng: random.Random) -> str:
+    """A wrong answer: one digit changed, or another problem's (different) answer."""
+    digits = [i for i, c in enumerate(ans) if c.isdigit()]
+    if digits and rng.random() < 0.6:
+        i = rng.choice(digits)
+        d = str((int(ans[i]) + rng.randrange(1, 9)) % 10)
+        out = ans[:i] + d + ans[i + 1 :]
+        if key(out) != key(ans) and not (d == "0" and (i == 0 or not ans[i - 1].isdigit())):
+            return out
+    while True:
+        o = rng.choice(others)
+        if key(o) != key(ans):
+            return o
+
+
+def build_pairs(d: Path, rng: random.Random) -> list[tuple[str, str, int, str]]:
+    pairs: list[tuple[str, str, int, str]] = []
+    math_rows = read_jsonl(d / "math" / "test.jsonl")
+    answers = [last_boxed(r["solution"]) for r in math_rows]
+    others = [a for a in answers if a]
+    for i, (row, ans) in enumerate(zip(math_rows, answers)):
+        if not ans:
+            continue
+        if i % 2 == 0:
+            pairs.append((row["solution"], ans, 1, "math"))
+        else:
+            pairs.append((f"We simplify step by step.\nSo the final answer is $\\boxed{{{rewrite(ans, rng)}}}$.", ans, 1, "math"))
+        wrong = perturb(ans, others, rng)
+        pairs.append((f"Let me compute this.\nThe answer is $\\boxed{{{wrong}}}$.", ans, 0, "math"))
+    for i, row in enumerate(read_jsonl(d / "gsm8k" / "test.jsonl")):
+        final = row["answer"].rsplit("####", 1)[1].strip()
+        n = int(final.replace(",", ""))
+        fmt = [
+            row["answer"],
+            f"She pays 3 times.\nThe answer is ${n:,}.00.",
+            f"In total {n} dollars.\n\\boxed{{{n:,}}}",
+            f"**Answer:** {n} apples",
+        ][i % 4]
+        pairs.append((fmt, final, 1, "gsm8k"))
+        wrong = n + rng.choice([-10, -1, 1, 2, 100])
+        pairs.append((f"We add 12 and 5.\n#### {wrong}", final, 0, "gsm8k"))
+    return pairs
+
+
+def run_math_verify(pairs):
+    from math_verify import parse, verify
+
+    out = []
+    for resp, ref, _, _ in pairs:
+        try:
+            out.append(bool(verify(parse(f"${ref}$"), parse(resp))))
+        except Exception:  # noqa: BLE001 - a crash is a non-match for the peer too
+            out.append(False)
+    return out
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", help="also write the result table (markdown) here")
+    ap.add_argument("--mv-limit", type=int, default=0, help="run math-verify on a random subset of N pairs")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    d = data_dir()
+    if not (d / "math" / "test.jsonl").exists():
+        sys.exit(f"shared data not found at {d} (set EMPG_DATA_DIR)")
+    rng = random.Random(args.seed)
+    pairs = build_pairs(d, rng)
+    if args.mv_limit:
+        pairs = rng.sample(pairs, min(args.mv_limit, len(pairs)))
+    responses = [p[0] for p in pairs]
+    refs = [p[1] for p in pairs]
+    labels = [p[2] for p in pairs]
+    n = len(pairs)
+    print(f"{n} pairs ({sum(labels)} correct, {n - sum(labels)} wrong)")
+
+    os.environ["EMPG_PARALLELISM"] = "0"
+    empg.verify_batch(responses[:200], refs[:200])  # warm-up
+    t1, ours = min((timed(lambda: empg.verify_batch(responses, refs, style="auto")) for _ in range(3)), key=lambda r: r[0])
+    del os.environ["EMPG_PARALLELISM"]
+    tn, ours_par = min((timed(lambda: empg.verify_batch(responses, refs, style="auto")) for _ in range(3)), key=lambda r: r[0])
+    assert (ours == ours_par).all(), "parallel and sequential results differ"
+    ours = [bool(x) for x in ours]
+    print(f"empg 1 thread: {n / t1:,.0f} pairs/s; {empg.parallelism()} threads: {n / tn:,.0f} pairs/s")
+
+    tm, theirs = timed(lambda: run_math_verify(pairs))
+    print(f"math-verify 1 thread: {n / tm:,.1f} pairs/s")
+
+    acc = lambda pred: sum(p == bool(lab) for p, lab in zip(pred, labels)) / n  # noqa: E731
+    rows = []
+    for src in ("math", "gsm8k"):
+        idx = [i for i, p in enumerate(pairs) if p[3] == src]
+        if idx:
+            a_ours = sum(ours[i] == bool(labels[i]) for i in idx) / len(idx)
+            a_mv = sum(theirs[i] == bool(labels[i]) for i in idx) / len(idx)
+            rows.append((src, len(idx), a_ours, a_mv))
+    agree = sum(a == b for a, b in zip(ours, theirs)) / n
+    dis = [i for i in range(n) if ours[i] != theirs[i]]
+    ours_right = sum(ours[i] == bool(labels[i]) for i in dis)
+    ratio = (n / t1) / (n / tm)
+
+    lines = [
+        "# Verifier: empg vs math-verify 0.9.0",
+        "",
+        f"Machine: {machine_line()} (nproc {os.cpu_count()})",
+        "",
+        f"Command: `python benches/bench_verify.py{' --mv-limit ' + str(args.mv_limit) if args.mv_limit else ''} --out benches/results/verify.md`",
+        "",
+        f"{n} labelled (response, reference) pairs from MATH test and GSM8K test ({sum(labels)} correct, "
+        f"{n - sum(labels)} wrong; see the script's docstring). Both verifiers ran on every one of them.",
+        "",
+        "| | pairs/s | accuracy vs labels |",
+        "|---|---:|---:|",
+        f"| empg, 1 thread (EMPG_PARALLELISM=0) | {n / t1:,.0f} | {acc(ours):.2%} |",
+        f"| empg, {empg.parallelism()} threads | {n / tn:,.0f} | (same answers) |",
+        f"| math-verify 0.9.0, 1 thread | {n / tm:,.1f} | {acc(theirs):.2%} |",
+        "",
+        f"Speed ratio on one thread: **{ratio:,.0f}x** (target >= 300x). "
+        f"All cores: {(n / tn) / (n / tm):,.0f}x.",
+        "",
+        "| source | pairs | empg accuracy | math-verify accuracy |",
+        "|---|---:|---:|---:|",
+        *[f"| {s} | {k} | {a:.2%} | {b:.2%} |" for s, k, a, b in rows],
+        "",
+        f"Agreement: {agree:.2%} ({len(dis)} disagreements; empg right on {ours_right}, math-verify right on "
+        f"{len(dis) - ours_right}).",
+        "",
+        "Sample of disagreements (reference | extracted by empg | label | empg | math-verify):",
+        "",
+    ]
+    sample = random.Random(1).sample(dis, min(15, len(dis)))
+    extracted = empg.extract_answers([responses[i] for i in sample])
+    for i, e in zip(sample, extracted):
+        who = "empg" if ours[i] == bool(labels[i]) else "math-verify"
+        lines.append(f"- `{refs[i][:60]}` | `{(e or '')[:60]}` | {labels[i]} | {int(ours[i])} | {int(theirs[i])} -> {who} right")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""EM Policy Gradient (arXiv 2504.18587): the training loop, readable in one sitting.
+
+What the method changes against PPO/GRPO: the M-step maximises the plain reward-weighted
+log-likelihood of the E-step's samples, ``L = −Σ w_i Σ_t log π_θ(z_it) / N``, for several optimizer
+steps, with NO importance ratio and NO clipping (the EM bound justifies it even though the samples
+become off-policy). Weights are group-normalised rewards of the K samples of each question; groups
+whose rewards all agree carry no signal and are dropped. ``train.algo=grpo`` swaps only the loss
+(clipped ratio to the log-probs recorded after the E-step); everything else is shared.
+
+One iteration::
+
+    E-step  sample K completions per prompt with the current weights  (sampler.generate)
+            score them with the exact verifier                          (empg.verify_batch)
+            weights per group, drop zero-signal groups                  (empg.group_weights)
+    M-step  E epochs of optimizer steps over packed micro-batches       (empg.mstep.m_step)
+    sync    the sampler takes the new weights                           (sampler.sync_weights)
+
+Launch::
+
+    empg-train                                   # embedded default: SmolLM2-135M on arithmetic, CPU
+    empg-train config.yaml train.algo=grpo sampling.temperature=0.7
+    empg-train log.run_dir=runs/x resume=true    # continue from the latest complete checkpoint
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from empg import checkpoint as ckpt
+from empg.config import Config, dump_yaml
+from empg.core import group_weights
+from empg.evaluation import evaluate
+from empg.losses import LOSSES, LossParams
+from empg.metrics import RunLogger, behaviour_rates
+from empg.mstep import MStepSettings, Samples, make_optimizer, make_scheduler, num_steps, score
+from empg.mstep import m_step as run_m_step
+from empg.sampling import Rollout, Sampler, SamplingParams
+from empg.samplers import make_sampler
+from empg.verify import verify_batch
+
+
+@dataclass
+class Setup:
+    """Everything a run holds: config, model, tokenizer, data, sampler, optimizer."""
+
+    cfg: Config
+    model: Any
+    tokenizer: Any
+    sampler: Sampler
+    train_prompts: list[list[int]]
+    train_answers: list[str]
+    eval_prompts: list[list[int]]
+    eval_answers: list[str]
+    stop: tuple[str, ...]
+    optimizer: Any = None
+    scheduler: Any = None
+    ref_model: Any = None
+    iteration: int = 0  # iterations completed
+    data_pos: int = 0  # training prompts consumed
+    log: RunLogger | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EStep:
+    rollouts: list[Rollout]
+    rewards: np.ndarray
+    samples: Samples  # the kept sequences (zero-signal groups dropped)
+    stats: dict[str, float]
+
+
+def e_step(sampler: Sampler, prompts: list[list[int]], answers: list[str], params: SamplingParams,
+           *, style: str, scheme: str) -> EStep:
+    """Sample K completions per prompt, verify them, weight them per group, drop no-signal groups."""
+    t0 = time.perf_counter()
+    rollouts = sampler.generate(prompts, params)
+    t1 = time.perf_counter()
+    rewards = verify_batch([r.text for r in rollouts], [answers[r.group] for r in rollouts], style=style)
+    t2 = time.perf_counter()
+    gw = group_weights(rewards, group_ids=[r.group for r in rollouts], scheme=scheme)
+    keep = np.flatnonzero(~gw.zero_signal[gw.group_index])
+    samples = Samples.from_tokens([rollouts[i].prompt_ids for i in keep],
+                                  [rollouts[i].completion_ids for i in keep], gw.weights[keep])
+    t3 = time.perf_counter()
+    lens = np.array([len(r.completion_ids) for r in rollouts], dtype=np.float64)
+    stats = {
+        "reward/mean": float(rewards.mean()),
+        "reward/solve_rate_per_group": float(gw.solved.mean()),
+        "reward/groups_all_solved": float((gw.solved == 1).mean()),
+        "reward/groups_none_solved": float((gw.solved == 0).mean()),
+        "groups/dropped": float(gw.num_dropped),
+        "groups/kept": float(len(gw.group_ids) - gw.num_dropped),
+        "length/mean": float(lens.mean()),
+        "length/max": float(lens.max()),
+        "length/truncated_share": float(np.mean([r.finish_reason == "length" for r in rollouts])),
+        "time/sampling": t1 - t0,
+        "time/verifying": t2 - t1,
+        "time/weights": t3 - t2,
+        "tokens/sampled": float(lens.sum()),
+        **behaviour_rates([r.text for r in rollouts]),
+    }
+    return EStep(rollouts, rewards, samples, stats)
+
+
+def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
+    """GRPO's old log-probs / the KL reference's log-probs (no grad), then the optimizer steps."""
+    t = s.cfg.train
+    if LOSSES[t.algo].needs_old_logp:
+        samples.old_logp = score(s.model, samples, token_budget=t.token_budget,
+                                 autocast=s.cfg.model.bf16_autocast)
+    if t.kl_beta > 0:
+        samples.ref_logp = score(s.ref_model, samples, token_budget=t.token_budget,
+                                 autocast=s.cfg.model.bf16_autocast)
+    settings = MStepSettings(algo=t.algo, epochs=t.epochs, mini_batch_size=t.mini_batch_size,
+                             token_budget=t.token_budget, normalize=t.normalize,
+                             max_grad_norm=t.max_grad_norm,
+                             loss=LossParams(kl_beta=t.kl_beta, clip_eps=t.clip_eps),
+                             bf16_autocast=s.cfg.model.bf16_autocast)
+    rng = np.random.default_rng([t.seed, iteration])
+    return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cpu_threads(requested: int) -> int:
+    """Threads for torch on the CPU. 0 = auto: the cores not busy with other work (by load
+    average), at least 1 — oversubscribed OpenMP threads make CPU generation many times slower."""
+    if requested > 0:
+        return requested
+    cores = os.cpu_count() or 1
+    try:
+        busy = int(round(os.getloadavg()[0]))
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))
+
+
+def _tokenize(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    return [list(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = True) -> Setup:
+    """Load model, tokenizer, data, sampler (and optimizer), resuming when asked."""
+    from empg import models
+    from empg.data import load_problems
+    from empg.prompts import get_template
+
+    device = resolve_device(cfg.model.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(cfg.model.threads))
+    run_dir = Path(cfg.log.run_dir)
+    resume_from = None
+    if for_training and cfg.checkpoint.resume:
+        resume_from = ckpt.latest_complete(run_dir / "checkpoints")
+    name = str(resume_from) if resume_from else (model_path or cfg.model.name)
+    tokenizer = models.load_tokenizer(name)
+    model = models.load_model(name, dtype=cfg.model.dtype, seed=cfg.train.seed,
+                              attn=cfg.model.attn_implementation).to(device)
+    if cfg.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+
+    d = cfg.data
+    task = "arith" if d.source == "arith" else ("gsm8k" if d.source == "gsm8k" else "math")
+    template = get_template(d.template, fewshot=d.fewshot, task=task)
+    common = dict(path=d.path or None, levels=d.levels or None, skip_bad_rows=True)
+    train, _ = load_problems(d.source, split=d.train_split, limit=d.limit or None,
+                             shuffle_seed=d.shuffle_seed, **common)
+    test, _ = load_problems(d.source, split=d.eval_split, limit=d.eval_limit or None,
+                            shuffle_seed=d.shuffle_seed if d.source == "arith" else None, **common)
+    stop = tuple(dict.fromkeys(list(template.stop) + list(cfg.sampling.stop)))
+    s = Setup(
+        cfg=cfg, model=model, tokenizer=tokenizer,
+        sampler=make_sampler(cfg.sampling.sampler, model, tokenizer, cfg),
+        train_prompts=_tokenize(tokenizer, [template.render(p.question, tokenizer) for p in train]),
+        train_answers=[p.answer for p in train],
+        eval_prompts=_tokenize(tokenizer, [template.render(p.question, tokenizer) for p in test]),
+        eval_answers=[p.answer for p in test], stop=stop,
+    )
+    if not for_training:
+        return s
+    t = cfg.train
+    if t.kl_beta > 0:
+        s.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    s.optimizer = make_optimizer(model, lr=t.lr, weight_decay=t.weight_decay, betas=tuple(t.betas))
+    total = t.iterations * num_steps(cfg.sampling.prompts_per_iteration * cfg.sampling.group_size,
+                                     t.mini_batch_size, t.epochs)
+    s.scheduler = make_scheduler(s.optimizer, warmup_steps=t.warmup_steps, schedule=t.schedule,
+                                 total_steps=total)
+    if resume_from is not None:
+        state = ckpt.load_state(resume_from)
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        s.iteration, s.data_pos = int(state["iteration"]), int(state["data_pos"])
+        s.extra["resumed_from"] = str(resume_from)
+    else:
+        random.seed(t.seed)
+        np.random.seed(t.seed)
+        torch.manual_seed(t.seed)
+    return s
+
+
+def next_batch(s: Setup, n: int) -> tuple[list[list[int]], list[str]]:
+    """The next ``n`` training prompts: a fresh seeded permutation of the data per pass."""
+    size = len(s.train_prompts)
+    prompts, answers = [], []
+    for pos in range(s.data_pos, s.data_pos + n):
+        order = np.random.default_rng([s.cfg.train.seed, pos // size]).permutation(size)
+        i = int(order[pos % size])
+        prompts.append(s.train_prompts[i])
+        answers.append(s.train_answers[i])
+    s.data_pos += n
+    return prompts, answers
+
+
+def run_eval(s: Setup, iteration: int) -> dict[str, Any]:
+    e, smp = s.cfg.eval, s.cfg.sampling
+    return evaluate(s.sampler, s.eval_prompts, s.eval_answers, stop=s.stop,
+                    max_new_tokens=e.max_new_tokens or smp.max_new_tokens, style=s.cfg.data.verify_style,
+                    greedy=e.greedy, samples=e.samples, temperature=e.temperature, top_p=smp.top_p,
+                    pass_k=e.pass_k, seed=s.cfg.train.seed * 7919 + 1)
+
+
+def _eval_and_log(s: Setup, iteration: int) -> dict[str, Any]:
+    out = run_eval(s, iteration)
+    assert s.log is not None
+    s.log.log(iteration, {"kind": "eval", **out})
+    return out
+
+
+def _save(s: Setup) -> Path:
+    return ckpt.save(Path(s.cfg.log.run_dir) / "checkpoints", s.iteration, s.model, s.tokenizer,
+                     s.optimizer, s.scheduler, {"data_pos": s.data_pos},
+                     keep_last=s.cfg.checkpoint.keep_last)
+
+
+def train(cfg: Config) -> dict[str, Any]:
+    """Run EM (or GRPO) for ``cfg.train.iterations`` iterations; returns the last eval metrics."""
+    run_dir = Path(cfg.log.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    print(f"empg: config (saved to {run_dir / 'config.yaml'}):\n{dump_yaml(cfg)}", flush=True)
+    s = setup(cfg)
+    s.log = RunLogger(run_dir, tensorboard=cfg.log.tensorboard)
+    if "resumed_from" in s.extra:
+        print(f"empg: resumed from {s.extra['resumed_from']} at iteration {s.iteration}", flush=True)
+    smp, t = cfg.sampling, cfg.train
+    last_eval: dict[str, Any] = {}
+    if s.iteration == 0:
+        last_eval = _eval_and_log(s, 0)
+        print(f"empg: before training: {_fmt(last_eval)}", flush=True)
+    bar = _progress(cfg, s.iteration)
+    while s.iteration < t.iterations:
+        it = s.iteration + 1
+        prompts, answers = next_batch(s, smp.prompts_per_iteration)
+        params = SamplingParams(n=smp.group_size, temperature=smp.temperature, top_p=smp.top_p,
+                                max_new_tokens=smp.max_new_tokens, stop=s.stop, seed=t.seed * 100_003 + it)
+        s.sampler.wake_up()
+        est = e_step(s.sampler, prompts, answers, params, style=cfg.data.verify_style, scheme=t.scheme)
+        s.sampler.sleep()
+        t0 = time.perf_counter()
+        mst = m_step(s, est.samples, it)
+        t1 = time.perf_counter()
+        s.sampler.sync_weights(s.model)
+        t2 = time.perf_counter()
+        s.iteration = it
+        row: dict[str, Any] = {"kind": "train", **est.stats, **{f"mstep/{k}": v for k, v in mst.items()},
+                               "lr": s.scheduler.get_last_lr()[0], "time/mstep": t1 - t0,
+                               "time/sync": t2 - t1}
+        total_time = sum(v for k, v in row.items() if k.startswith("time/"))
+        row["time/iteration"] = total_time
+        row["tokens_per_s"] = (est.stats["tokens/sampled"] + mst.get("tokens", 0.0)) / max(total_time, 1e-9)
+        s.log.log(it, row)
+        _print_samples(cfg, est)
+        done = it == t.iterations
+        if (cfg.eval.every and it % cfg.eval.every == 0) or done:
+            last_eval = _eval_and_log(s, it)
+            print(f"empg: iteration {it}: {_fmt(last_eval)}", flush=True)
+        if (cfg.checkpoint.every and it % cfg.checkpoint.every == 0) or done:
+            _save(s)
+        bar.update(1)
+        bar.set_postfix(reward=f"{row['reward/mean']:.2f}", loss=f"{mst.get('loss', float('nan')):.3f}",
+                        len=f"{row['length/mean']:.0f}", dropped=int(row["groups/dropped"]))
+    bar.close()
+    s.log.close()
+    return last_eval
+
+
+def _fmt(m: dict[str, Any]) -> str:
+    return ", ".join(f"{k.removeprefix('eval/')}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in m.items())
+
+
+def _progress(cfg: Config, start: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.train.iterations, initial=start, desc=f"empg {cfg.train.algo}",
+                unit="it", disable=not cfg.log.progress, dynamic_ncols=True)
+
+
+def _print_samples(cfg: Config, est: EStep) -> None:
+    for r, x in list(zip(est.rollouts, est.rewards))[: cfg.log.samples_to_print]:
+        print(f"  [reward {x:.0f}] {r.text!r}", flush=True)

@@ -1,0 +1,90 @@
+"""Run logs: one JSON object per iteration in ``metrics.jsonl``, the same scalars in TensorBoard, and
+counts of reasoning behaviours in the sampled rationales.
+
+Behaviours (the paper reports that EM-PG-trained models show them) are counted as the share of
+completions that match simple, documented phrase patterns — a cheap signal to watch, not a
+classifier:
+
+* ``decomposition``: splitting into steps or sub-problems ("first", "then", "next", "step 2",
+  "finally", "break it down", "sub-problem", "let's compute ... first");
+* ``verification``: checking a result ("check", "verify", "double-check", "confirm", "let me
+  make sure", "plug back");
+* ``backtracking``: revising a line of reasoning ("wait", "actually", "let me reconsider /
+  recompute / redo", "I made a mistake", "that's wrong", "instead").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+BEHAVIOURS: dict[str, re.Pattern[str]] = {
+    "decomposition": re.compile(
+        r"\b(first(ly)?|second(ly)?|then|next|finally|step \d+|break (it|this) down|sub-?problems?)\b",
+        re.IGNORECASE),
+    "verification": re.compile(
+        r"\b(check(ing)?|verify(ing)?|double[- ]check|confirm(s|ed)?|let me make sure|plug(ging)? (it )?back)\b",
+        re.IGNORECASE),
+    "backtracking": re.compile(
+        r"\b(wait|actually|let me (re\w+)|i made a mistake|that'?s (wrong|incorrect)|instead)\b",
+        re.IGNORECASE),
+}
+
+
+def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:
+    """Share of ``texts`` matching each behaviour pattern (0 when there are no texts)."""
+    n = max(len(texts), 1)
+    return {f"behaviour/{name}": sum(1 for t in texts if pat.search(t)) / n
+            for name, pat in BEHAVIOURS.items()}
+
+
+class RunLogger:
+    """Appends metrics to ``<run_dir>/metrics.jsonl`` and TensorBoard (``<run_dir>/tb``)."""
+
+    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / "metrics.jsonl"
+        self.writer: Any = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+
+    def log(self, iteration: int, metrics: Mapping[str, Any]) -> None:
+        record = {"iteration": iteration, **{k: _plain(v) for k, v in metrics.items()}}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+        if self.writer is not None:
+            for k, v in record.items():
+                if k != "iteration" and isinstance(v, (int, float)) and not isinstance(v, bool) \
+                        and math.isfinite(v):
+                    self.writer.add_scalar(k, v, iteration)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl`` (the last record wins for a repeated iteration and kind,
+    e.g. after a resume)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    seen: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for r in rows:
+        seen[(r.get("iteration"), r.get("kind"))] = r
+    return list(seen.values())

@@ -1,0 +1,268 @@
+"""The M-step: optimizer steps on one E-step's samples, over packed, padding-free micro-batches.
+
+Each micro-batch is ONE row of concatenated sequences (prompt + completion) with ``position_ids``
+restarting at 0 per sequence, built by the Rust core (:func:`empg.build_microbatch`). With no 2D
+attention mask and no KV cache, transformers derives a block-diagonal causal mask from the
+restarting positions (``masking_utils.find_packed_sequence_indices``, used by sdpa, eager and flex;
+flash-attention uses the same positions as varlen boundaries), so no token attends across a
+sequence boundary; ``tests/test_mstep.py`` checks packed log-probs against per-sequence forwards.
+
+The forward (:func:`token_logprobs`) computes logits only at the positions that predict completion
+tokens, so the vocabulary-sized tensor is ``completion_tokens × vocab``, not ``all_tokens × vocab``.
+It is a small function on purpose: a prefix-sharing forward can replace it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from empg.core import FlatSequences, build_microbatch, flatten_sequences, pack_microbatches
+from empg.exceptions import TrainingError
+from empg.losses import LOSSES, LossParams, TokenBatch, normaliser_coefficients
+
+
+@dataclass
+class Samples:
+    """The sequences one M-step trains on (zero-signal groups already dropped)."""
+
+    flat: FlatSequences  # prompt + completion token ids of every sequence
+    prompt_lens: np.ndarray  # int64, >= 1 each
+    weights: np.ndarray  # float32, EM weight or GRPO advantage per sequence
+    old_logp: list[np.ndarray] | None = None  # per sequence, per completion token (grpo)
+    ref_logp: list[np.ndarray] | None = None  # per sequence, per completion token (kl_beta > 0)
+
+    @classmethod
+    def from_tokens(cls, prompts: list[list[int]], completions: list[list[int]],
+                    weights: np.ndarray) -> "Samples":
+        if any(len(p) < 1 for p in prompts):
+            raise ValueError("every sequence needs a prompt of at least one token")
+        flat = flatten_sequences([list(p) + list(c) for p, c in zip(prompts, completions)])
+        return cls(flat, np.array([len(p) for p in prompts], dtype=np.int64),
+                   np.asarray(weights, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.prompt_lens)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.flat.lengths
+
+    @property
+    def completion_lens(self) -> np.ndarray:
+        return self.flat.lengths - self.prompt_lens
+
+
+@dataclass(frozen=True)
+class MStepSettings:
+    algo: str = "empg"
+    epochs: int = 1
+    mini_batch_size: int = 32
+    token_budget: int = 4096
+    normalize: str = "token"
+    max_grad_norm: float = 1.0
+    loss: LossParams = field(default_factory=LossParams)
+    bf16_autocast: bool = True
+
+
+def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def token_logprobs(model: Any, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                   loss_mask: torch.Tensor) -> torch.Tensor:
+    """log π(token_j | tokens < j of its sequence) for every j with ``loss_mask[j]``, in order.
+
+    One packed row in (1-D tensors), one 1-D tensor out. Token j is predicted by the hidden state at
+    j − 1, so ``loss_mask[0]`` must be False (the core never marks a sequence's first token)."""
+    pred = torch.nonzero(loss_mask[1:], as_tuple=False).squeeze(-1)  # positions whose next is a target
+    targets = input_ids[pred + 1]
+    cfg = model.config
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        # Models that post-process logits: take the full head (rare; correctness first).
+        logits = model(input_ids=input_ids[None], position_ids=position_ids[None],
+                       use_cache=False).logits[0, pred]
+    else:
+        hidden = model.base_model(input_ids=input_ids[None], position_ids=position_ids[None],
+                                  use_cache=False).last_hidden_state[0]
+        logits = model.get_output_embeddings()(hidden[pred])
+    logits = logits.float()
+    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+ForwardFn = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class _Micro:
+    index: np.ndarray  # sequence indices, in buffer order
+    tensors: dict[str, torch.Tensor]
+    seq_of_token: np.ndarray  # for each completion token: its sequence
+
+
+def _microbatches(samples: Samples, index: np.ndarray, budget: int,
+                  device: torch.device) -> Iterator[_Micro]:
+    groups = pack_microbatches(samples.lengths[index], budget, allow_oversize=True)
+    clens = samples.completion_lens
+    for g in groups:
+        idx = index[g]
+        mb = build_microbatch(samples.flat.tokens, samples.flat.offsets, samples.prompt_lens,
+                              samples.weights, idx)
+        seq_of_token = np.repeat(idx, clens[idx])
+        mask = mb["loss_mask"]
+        if int(mask.sum()) != len(seq_of_token):
+            raise TrainingError(f"loss mask marks {int(mask.sum())} tokens, expected {len(seq_of_token)}")
+        tensors = {
+            "input_ids": torch.from_numpy(mb["input_ids"]).to(device),
+            "position_ids": torch.from_numpy(mb["position_ids"]).to(device),
+            "loss_mask": torch.from_numpy(mask).to(device),
+            "token_weights": torch.from_numpy(mb["token_weights"][mask]).to(device),
+        }
+        yield _Micro(idx, tensors, seq_of_token)
+
+
+def _concat(per_seq: list[np.ndarray], idx: np.ndarray, device: torch.device) -> torch.Tensor:
+    parts = [per_seq[i] for i in idx]
+    arr = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return torch.from_numpy(arr.astype(np.float32, copy=False)).to(device)
+
+
+@torch.no_grad()
+def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = True,
+          forward: ForwardFn = token_logprobs) -> list[np.ndarray]:
+    """Per-sequence log-probs of the completion tokens under ``model`` (no grad): the GRPO "old"
+    log-probs right after the E-step, or the frozen reference's."""
+    device = next(model.parameters()).device
+    out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(samples)
+    clens = samples.completion_lens
+    for micro in _microbatches(samples, np.arange(len(samples)), token_budget, device):
+        t = micro.tensors
+        with autocast_for(device, autocast):
+            lp = forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
+        lp_np = lp.float().cpu().numpy()
+        start = 0
+        for i in micro.index:
+            out[i] = lp_np[start:start + clens[i]].copy()
+            start += clens[i]
+    return out
+
+
+def num_steps(n: int, mini_batch_size: int, epochs: int) -> int:
+    """Optimizer steps of one M-step over ``n`` sequences."""
+    return epochs * (math.ceil(n / mini_batch_size) if n else 0)
+
+
+def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settings: MStepSettings,
+                         forward: ForwardFn = token_logprobs) -> tuple[float, int, dict[str, float]]:
+    """Backward of ONE optimizer step's loss over the sequences ``index`` (packed into micro-batches
+    under the token budget; gradients add up in ``.grad``). The normaliser counts over all of
+    ``index``, so the result does not depend on the packing. Returns (loss, tokens, loss stats)."""
+    loss = LOSSES[settings.algo]
+    device = next(model.parameters()).device
+    coef_seq = np.zeros(len(samples))
+    coef_seq[index] = normaliser_coefficients(samples.completion_lens[index], settings.normalize)
+    total, tokens, stats_sum = 0.0, 0, {}
+    for micro in _microbatches(samples, index, settings.token_budget, device):
+        t = micro.tensors
+        with autocast_for(device, settings.bf16_autocast):
+            logp = forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
+        tok = TokenBatch(
+            logp=logp.float(),
+            weight=t["token_weights"],
+            coef=torch.from_numpy(coef_seq[micro.seq_of_token].astype(np.float32)).to(device),
+            old_logp=None if samples.old_logp is None else _concat(samples.old_logp, micro.index, device),
+            ref_logp=None if samples.ref_logp is None else _concat(samples.ref_logp, micro.index, device),
+        )
+        value, stats = loss.fn(tok, settings.loss)
+        value.backward()
+        total += float(value.detach())
+        tokens += len(micro.seq_of_token)
+        for k, v in stats.items():
+            stats_sum[k] = stats_sum.get(k, 0.0) + v
+    return total, tokens, stats_sum
+
+
+def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples: Samples,
+           settings: MStepSettings, rng: np.random.Generator,
+           forward: ForwardFn = token_logprobs) -> dict[str, float]:
+    """``settings.epochs`` passes over ``samples``, split into mini-batches of about
+    ``mini_batch_size`` sequences (one optimizer step each, gradients accumulated over its packed
+    micro-batches). Returns mean loss, grad norm, steps, tokens and the loss's own statistics."""
+    loss = LOSSES[settings.algo]
+    if loss.needs_old_logp and samples.old_logp is None:
+        raise TrainingError(f"algo={settings.algo} needs old log-probs recorded after the E-step")
+    if settings.loss.kl_beta > 0 and samples.ref_logp is None:
+        raise TrainingError("kl_beta > 0 needs reference log-probs")
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    n = len(samples)
+    totals: dict[str, float] = {}
+    steps = skipped = 0
+    tokens = 0
+    grad_norms: list[float] = []
+    losses: list[float] = []
+    if n == 0:
+        return {"steps": 0.0, "tokens": 0.0}
+    for _ in range(settings.epochs):
+        order = rng.permutation(n)
+        for chunk in np.array_split(order, math.ceil(n / settings.mini_batch_size)):
+            optimizer.zero_grad(set_to_none=True)
+            step_loss, step_tokens, stats = accumulate_gradients(model, samples, chunk, settings, forward)
+            tokens += step_tokens
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0.0) + v
+            max_norm = settings.max_grad_norm if settings.max_grad_norm > 0 else float("inf")
+            gn = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+            if not math.isfinite(gn) or not math.isfinite(step_loss):
+                skipped += 1
+                optimizer.zero_grad(set_to_none=True)
+                if skipped >= 3:
+                    raise TrainingError(f"{skipped} optimizer steps with a non-finite loss or gradient")
+                continue
+            optimizer.step()
+            scheduler.step()
+            steps += 1
+            grad_norms.append(gn)
+            losses.append(step_loss)
+    out = {k: v / max(steps, 1) for k, v in totals.items()}
+    out.update(loss=float(np.mean(losses)) if losses else float("nan"),
+               grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"),
+               steps=float(steps), skipped_steps=float(skipped), tokens=float(tokens))
+    return out
+
+
+def make_optimizer(model: Any, *, lr: float, weight_decay: float, betas: tuple[float, float]
+                   ) -> torch.optim.Optimizer:
+    """AdamW (fused on CUDA)."""
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay, "betas": tuple(betas)}
+    if device.type == "cuda":
+        kwargs["fused"] = True
+    return torch.optim.AdamW(params, **kwargs)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, *, warmup_steps: int, schedule: str,
+                   total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_steps``, then constant, linear decay or cosine decay to 0 at
+    ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant" or total_steps <= warmup_steps:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        if schedule == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

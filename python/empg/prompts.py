@@ -1,0 +1,172 @@
+"""Prompt templates: how a question becomes the text the sampler continues.
+
+Two kinds:
+
+- ``"plain"``: an instruction, then ``Question: ...\\nAnswer: ...`` blocks (the few-shot pairs), then
+  the question and ``Answer:``. Works with base and instruct models alike; the model tends to go on
+  with a new ``Question:`` after its answer, so :attr:`PromptTemplate.stop` ends sampling there.
+- ``"chat"``: the tokenizer's chat template, the few-shot pairs as prior user/assistant turns, the
+  instruction at the head of every user turn.
+
+Every rendered prompt starts with :meth:`PromptTemplate.shared_prefix` (instruction and few-shot
+part), which the sampler and the M-step may compute once and share between all prompts; the
+prefix ends where the question text starts, so its tokens are a prefix of the prompt's tokens for
+the usual BPE tokenizers (:meth:`PromptTemplate.shared_prefix_ids` checks and trims when not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from empg.exceptions import ConfigError
+
+DEFAULT_INSTRUCTION = "Solve the problem. Put the final answer in \\boxed{}."
+TEMPLATE_NAMES = ("plain", "chat")
+
+# Few-shot pairs per task, written for this package (not taken from any test set). The bare arith
+# examples are train-split problems of the embedded task; the word problem uses a name and item
+# the generator never draws, so it cannot be a held-out problem (tests/test_prompts.py checks).
+FEWSHOT: dict[str, tuple[tuple[str, str], ...]] = {
+    "arith": (
+        ("What is 7 + 6?", "7 + 6 = 13. The answer is \\boxed{13}."),
+        ("What is 12 + 9?", "12 + 9 = 21. The answer is \\boxed{21}."),
+        (
+            "Nora has 9 crayons. She buys 4 more. How many crayons does Nora have now?",
+            "Nora has 9 + 4 = 13 crayons. The answer is \\boxed{13}.",
+        ),
+        ("What is 5 × 8?", "5 × 8 = 40. The answer is \\boxed{40}."),
+    ),
+    "gsm8k": (
+        (
+            "A baker makes 24 muffins. She sells 15 of them and gives a third of the rest to a "
+            "neighbour. How many muffins does she have left?",
+            "After selling she has 24 - 15 = 9 muffins. A third of them is 9 / 3 = 3, so she "
+            "keeps 9 - 3 = 6. The answer is \\boxed{6}.",
+        ),
+        (
+            "A train ticket costs $12 and a bus ticket costs $5. How much do 3 train tickets "
+            "and 2 bus tickets cost together?",
+            "The train tickets cost 3 * 12 = 36 dollars and the bus tickets 2 * 5 = 10 "
+            "dollars, so together 36 + 10 = 46 dollars. The answer is \\boxed{46}.",
+        ),
+    ),
+    "math": (
+        (
+            "What is the sum of the roots of $x^2 - 5x + 6 = 0$?",
+            "The equation factors as $(x-2)(x-3) = 0$, so the roots are $2$ and $3$ and their "
+            "sum is $5$. The answer is $\\boxed{5}$.",
+        ),
+        (
+            "Simplify $\\frac{3}{4} + \\frac{1}{6}$.",
+            "With the common denominator $12$: $\\frac{9}{12} + \\frac{2}{12} = \\frac{11}{12}$. "
+            "The answer is $\\boxed{\\frac{11}{12}}$.",
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """How questions are rendered; see the module docstring."""
+
+    name: str  # "chat" | "plain"
+    instruction: str = DEFAULT_INSTRUCTION
+    fewshot: tuple[tuple[str, str], ...] = ()  # (question, worked answer ending in \boxed{...})
+    stop: tuple[str, ...] = ()  # stop strings for sampling
+
+    def __post_init__(self) -> None:
+        if self.name not in TEMPLATE_NAMES:
+            raise ConfigError(f"template name must be one of {TEMPLATE_NAMES}, got {self.name!r}")
+
+    # -- plain -------------------------------------------------------------------------------
+    def _plain_head(self) -> str:
+        parts = [self.instruction + "\n\n"] if self.instruction else []
+        parts += [f"Question: {q}\nAnswer: {a}\n\n" for q, a in self.fewshot]
+        return "".join(parts) + "Question:"
+
+    # -- chat --------------------------------------------------------------------------------
+    def _user_turn(self, question: str) -> str:
+        return f"{self.instruction}\n\n{question}" if self.instruction else question
+
+    def _messages(self, question: str) -> list[dict[str, str]]:
+        messages: list[dict[str, str]] = []
+        for q, a in self.fewshot:
+            messages.append({"role": "user", "content": self._user_turn(q)})
+            messages.append({"role": "assistant", "content": a})
+        messages.append({"role": "user", "content": self._user_turn(question)})
+        return messages
+
+    def _chat(self, question: str, tokenizer: Any) -> str:
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ConfigError(
+                "template 'chat' needs a tokenizer with a chat template "
+                "(use template 'plain' for base models)"
+            )
+        text = tokenizer.apply_chat_template(
+            self._messages(question), tokenize=False, add_generation_prompt=True
+        )
+        return str(text)
+
+    # -- public ------------------------------------------------------------------------------
+    def render(self, question: str, tokenizer: Any = None) -> str:
+        """The prompt text for ``question`` (the sampler tokenizes it without special tokens
+        added again: a chat template already has them)."""
+        if self.name == "plain":
+            return f"{self._plain_head()} {question}\nAnswer:"
+        return self._chat(question, tokenizer)
+
+    def shared_prefix(self, tokenizer: Any = None) -> str:
+        """The text every rendered prompt starts with: instruction and few-shot part, up to where
+        the question goes. For ``chat`` it is found by rendering two different probe questions
+        and cutting at the first one (so it holds whatever the tokenizer's template does)."""
+        if self.name == "plain":
+            return self._plain_head()
+        probe_a, probe_b = "\x00probe-A\x00", "\x01probe-B\x01"
+        text_a, text_b = self._chat(probe_a, tokenizer), self._chat(probe_b, tokenizer)
+        cut = text_a.find(probe_a)
+        common = 0
+        for ca, cb in zip(text_a, text_b):
+            if ca != cb:
+                break
+            common += 1
+        return text_a[: min(cut if cut >= 0 else common, common)]
+
+    def shared_prefix_ids(self, tokenizer: Any, questions: tuple[str, ...] = ()) -> list[int]:
+        """Token ids of :meth:`shared_prefix`, trimmed so they are a prefix of the token ids of
+        every rendered prompt (checked on ``questions`` plus two probes): a token that could merge
+        with the question's first characters is left to the per-prompt part."""
+        prefix = tokenizer(self.shared_prefix(tokenizer), add_special_tokens=False)["input_ids"]
+        checks = questions or ("What is 1 + 1?", "Tom has 3 apples.")
+        n = len(prefix)
+        for q in checks:
+            full = tokenizer(self.render(q, tokenizer), add_special_tokens=False)["input_ids"]
+            while n and full[:n] != prefix[:n]:
+                n -= 1
+        return list(prefix[:n])
+
+
+def get_template(
+    name: str, *, fewshot: int = 0, task: str = "math", instruction: str | None = None
+) -> PromptTemplate:
+    """A template by name with ``fewshot`` worked examples for ``task`` ("math", "gsm8k" or
+    "arith"). ``get_template("plain", fewshot=2, task="arith")`` is the embedded default."""
+    if task not in FEWSHOT:
+        raise ConfigError(f"task must be one of {tuple(FEWSHOT)}, got {task!r}")
+    pool = FEWSHOT[task]
+    if not 0 <= fewshot <= len(pool):
+        raise ConfigError(f"fewshot for task {task!r} must be in 0..{len(pool)}, got {fewshot}")
+    # A plain prompt's model goes on with a new "Question:"; short arith answers also end at a
+    # blank line, worked math solutions may contain one.
+    stop: tuple[str, ...] = ()
+    if name == "plain":
+        stop = ("\nQuestion:", "\n\n") if task == "arith" else ("\nQuestion:",)
+    return PromptTemplate(
+        name=name,
+        instruction=DEFAULT_INSTRUCTION if instruction is None else instruction,
+        fewshot=pool[:fewshot],
+        stop=stop,
+    )
+
+
+__all__ = ["DEFAULT_INSTRUCTION", "FEWSHOT", "TEMPLATE_NAMES", "PromptTemplate", "get_template"]

@@ -1,0 +1,101 @@
+//! Property tests: the verifier never panics and does bounded work on arbitrary and LaTeX-shaped
+//! strings, and decides arithmetic written in random LaTeX exactly.
+//!
+//! The per-item time check (50 ms, generous for debug builds and a busy machine) is a hang
+//! detector, not a benchmark: `benches/bench_verify.py` measures the real per-item times.
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::rational::Q;
+use super::{equivalent, extract, Style};
+
+const LIMIT: Duration = Duration::from_millis(50);
+
+const PIECES: &[&str] = &[
+    "\\frac", "\\dfrac", "{", "}", "{", "}", "(", ")", "[", "]", "\\{", "\\}", "\\sqrt", "^", "_", "1",
+    "2", "3", "10", "0", "x", "y", "e", "i", "\\pi", "+", "-", "\\cdot", "\\times", "/", ",", "=",
+    "\\le", "<", "!", "|", "\\infty", "\\left(", "\\right)", "\\boxed{", "\\text{", "cm", "\\%",
+    "\\$", "^\\circ", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "\\cup", "\\pm", ".", " ",
+    "\\binom", "\\log", "\\sin", "\\lfloor", "\\rfloor", "_2", "{,}", "#### ", "The answer is ",
+    "\\fbox{", "\\sqrt[", "1e9", "99999999999999999999",
+];
+
+fn latex_shaped() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(PIECES), 0..60).prop_map(|v| v.concat())
+}
+
+fn check_bounded(a: &str, b: &str) {
+    let t = Instant::now();
+    let _ = equivalent(a, b);
+    let _ = equivalent(b, a);
+    for style in [Style::Auto, Style::Boxed, Style::Gsm8k] {
+        let _ = extract(a, style, true);
+    }
+    let dt = t.elapsed();
+    assert!(dt < LIMIT, "took {dt:?} on {a:?} vs {b:?}");
+}
+
+/// A random arithmetic expression in LaTeX with its exact value.
+fn arith() -> impl Strategy<Value = (String, Q)> {
+    let leaf = (-20i64..20).prop_map(|n| {
+        let s = if n < 0 { format!("({n})") } else { n.to_string() };
+        (s, Q::int(n))
+    });
+    leaf.prop_recursive(4, 24, 2, |inner| {
+        (inner.clone(), inner, 0..5u8).prop_filter_map("defined", |((a, x), (b, y), op)| {
+            Some(match op {
+                0 => (format!("{a} + {b}"), x.add(y)?),
+                1 => (format!("{a} - \\left({b}\\right)"), x.sub(y)?),
+                2 => (format!("\\left({a}\\right) \\cdot \\left({b}\\right)"), x.mul(y)?),
+                3 => (format!("\\frac{{{a}}}{{{b}}}"), x.div(y)?),
+                _ => (format!("\\left({a}\\right)^{{2}}"), x.mul(x)?),
+            })
+        })
+    })
+}
+
+fn render(q: Q) -> String {
+    if q.is_int() {
+        q.numer().to_string()
+    } else {
+        format!("\\frac{{{}}}{{{}}}", q.numer(), q.denom())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_strings_never_panic(a in ".{0,200}", b in ".{0,200}") {
+        check_bounded(&a, &b);
+    }
+
+    #[test]
+    fn latex_shaped_strings_never_panic(a in latex_shaped(), b in latex_shaped()) {
+        check_bounded(&a, &b);
+        check_bounded(&a, "1");
+    }
+
+    #[test]
+    fn arithmetic_is_decided_exactly((expr, value) in arith()) {
+        prop_assert!(equivalent(&render(value), &expr), "{} should equal {}", expr, render(value));
+        let off = value.add(Q::new(1, 7).unwrap()).unwrap();
+        prop_assert!(!equivalent(&render(off), &expr), "{} should not equal {}", expr, render(off));
+    }
+}
+
+#[test]
+fn hostile_inputs_are_bounded() {
+    let big = "9".repeat(1 << 20);
+    let nested = format!("{}x{}", "{".repeat(100_000), "}".repeat(100_000));
+    let fracs = "\\frac{1}{".repeat(10_000);
+    let tower = "10^{".repeat(500) + &"}".repeat(500);
+    let wide = (0..1000).map(|i| format!("x_{{{i}}}")).collect::<Vec<_>>().join("+");
+    let set = format!("\\{{{}\\}}", (0..60).map(|i| format!("x^{i}")).collect::<Vec<_>>().join(","));
+    for s in [big.as_str(), &nested, &fracs, &tower, &wide, &set] {
+        check_bounded(s, s.get(..s.len() - 1).unwrap_or(""));
+        check_bounded(s, "1");
+    }
+}

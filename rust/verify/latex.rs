@@ -1,0 +1,488 @@
+//! LaTeX clean-up and tokenizing: the cosmetic layer before parsing.
+//!
+//! `normalize` removes what never changes an answer's value (math delimiters, `\left`/`\right`,
+//! spacing commands, `\dfrac`→`\frac`, degree signs, percent and currency signs, thousands
+//! separators written `{,}`, trailing units in `\text{...}` or as plain words after a number) and
+//! unwraps `\text{...}`-like groups. `tokenize` turns the result into tokens for `parse.rs`.
+//! Both run in time linear in the input (the caller caps the input length).
+
+/// Relation operators of equations and inequalities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Tok<'a> {
+    /// A numeral: digits with optional thousands commas, decimal part and `e` exponent.
+    Num(&'a str),
+    Letter(char),
+    /// A run of three or more letters that is not a function name (text, not algebra).
+    Word(&'a str),
+    /// `\name` (without the backslash), or a function name written without one (`sin`, `log`).
+    Cmd(&'a str),
+    Sym(u8),
+    Rel(RelOp),
+    Begin(&'a str),
+    End(&'a str),
+    /// `\{` and `\}`.
+    SetOpen,
+    SetClose,
+    /// `\\` (a matrix row break).
+    RowSep,
+}
+
+/// Function names recognised without a backslash.
+pub const FUNCS: &[&str] = &[
+    "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+    "log", "ln", "exp", "sqrt", "lg",
+];
+
+const SIMPLE: &[(&str, &str)] = &[
+    ("\\left.", ""),
+    ("\\right.", ""),
+    ("\\left", ""),
+    ("\\right", ""),
+    ("\\bigl", ""),
+    ("\\bigr", ""),
+    ("\\Bigl", ""),
+    ("\\Bigr", ""),
+    ("\\big", ""),
+    ("\\Big", ""),
+    ("\\displaystyle", ""),
+    ("\\textstyle", ""),
+    ("\\dfrac", "\\frac"),
+    ("\\tfrac", "\\frac"),
+    ("\\cfrac", "\\frac"),
+    ("\\dbinom", "\\binom"),
+    ("\\tbinom", "\\binom"),
+    ("^{\\circ}", ""),
+    ("^\\circ", ""),
+    ("{}^\\circ", ""),
+    ("\\circ", ""),
+    ("\\degree", ""),
+    ("°", ""),
+    ("\\%", ""),
+    ("%", ""),
+    ("\\$", ""),
+    ("$", ""),
+    ("€", ""),
+    ("£", ""),
+    ("¥", ""),
+    ("{,}", ""),
+    ("\\!", ""),
+    ("\\,", ""),
+    ("\\;", ""),
+    ("\\:", ""),
+    ("\\ ", " "),
+    ("\\qquad", " "),
+    ("\\quad", " "),
+    ("~", " "),
+    ("−", "-"),
+    ("–", "-"),
+    ("×", "\\times "),
+    ("·", "\\cdot "),
+    ("÷", "\\div "),
+    ("π", "\\pi "),
+    ("∞", "\\infty "),
+    ("≤", "\\le "),
+    ("≥", "\\ge "),
+    ("≠", "\\ne "),
+    ("√", "\\sqrt"),
+    ("±", "\\pm "),
+];
+
+/// Commands whose braced argument is text (or formatting) to unwrap.
+const WRAPPERS: &[&str] = &[
+    "\\text", "\\textbf", "\\textit", "\\textrm", "\\textnormal", "\\mathrm", "\\mathbf",
+    "\\mathit", "\\mathsf", "\\mathtt", "\\boldsymbol", "\\operatorname", "\\mbox", "\\hbox",
+    "\\boxed", "\\fbox", "\\mathbb", "\\bf",
+];
+/// Wrappers that may hold a unit after a number.
+const UNIT_WRAPPERS: &[&str] = &["\\text", "\\textrm", "\\textnormal", "\\mathrm", "\\mbox", "\\hbox"];
+
+/// Index just past the `}` matching the `{` at `open`, if balanced.
+pub fn match_brace(s: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 1, // skip the escaped character (\{ \})
+            b'{' => depth += 1,
+            b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn strip_delims(s: &str) -> &str {
+    let mut s = s.trim();
+    loop {
+        let t = s
+            .strip_prefix("$$")
+            .and_then(|t| t.strip_suffix("$$"))
+            .or_else(|| s.strip_prefix('$').and_then(|t| t.strip_suffix('$')))
+            .or_else(|| s.strip_prefix("\\(").and_then(|t| t.strip_suffix("\\)")))
+            .or_else(|| s.strip_prefix("\\[").and_then(|t| t.strip_suffix("\\]")));
+        match t {
+            Some(t) if !t.is_empty() => s = t.trim(),
+            _ => return s,
+        }
+    }
+}
+
+fn is_unit_text(content: &str) -> bool {
+    let letters = content.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    let ok_chars = content
+        .chars()
+        .all(|c| c.is_ascii_alphabetic() || c.is_whitespace() || matches!(c, '.' | '/' | '-' | '^' | '2' | '3'));
+    ok_chars && (letters >= 2 || (letters == 1 && content.starts_with(' ')))
+}
+
+/// Remove one trailing `\text{unit}` (with an optional `^2`/`^3`) after something else.
+fn strip_trailing_unit_group(s: &str) -> Option<String> {
+    let t = s.trim_end();
+    let t = ["^2", "^3", "^{2}", "^{3}"]
+        .iter()
+        .find_map(|p| t.strip_suffix(p))
+        .unwrap_or(t);
+    if !t.ends_with('}') {
+        return None;
+    }
+    for w in UNIT_WRAPPERS {
+        let pat = format!("{w}{{");
+        let Some(start) = t.rfind(&pat) else { continue };
+        let open = start + w.len();
+        if match_brace(t.as_bytes(), open) != Some(t.len()) {
+            continue;
+        }
+        let content = &t[open + 1..t.len() - 1];
+        let prefix = t[..start].trim_end();
+        if is_unit_text(content) && !prefix.is_empty() && !prefix.ends_with(['=', '+', '-', '(', ',']) {
+            return Some(prefix.to_string());
+        }
+    }
+    None
+}
+
+/// Replace every `\wrapper{content}` by its content (`or`/`and` become list commas).
+fn unwrap_groups(s: &mut String) {
+    for w in WRAPPERS {
+        let pat = format!("{w}{{");
+        let mut from = 0;
+        while let Some(off) = s[from..].find(&pat) {
+            let start = from + off;
+            let open = start + w.len();
+            let Some(end) = match_brace(s.as_bytes(), open) else {
+                from = open;
+                continue;
+            };
+            let inner = s[open + 1..end - 1].trim();
+            let repl = if inner == "or" || inner == "and" {
+                ",".to_string()
+            } else {
+                format!(" {} ", &s[open + 1..end - 1])
+            };
+            s.replace_range(start..end, &repl);
+            from = start;
+        }
+    }
+}
+
+/// Drop trailing plain unit words after a number: `18 dollars`, `5 sq ft`, `3 cm^2`.
+fn strip_unit_words(s: &str) -> &str {
+    let mut t = s.trim_end();
+    loop {
+        let Some(sp) = t.rfind(' ') else { return t };
+        let word = t[sp + 1..].trim_end_matches(['.', '2', '3', '^']);
+        let prefix = t[..sp].trim_end();
+        let is_word = word.len() >= 2
+            && word.bytes().all(|b| b.is_ascii_alphabetic())
+            && !FUNCS.contains(&word);
+        if !is_word || !prefix.bytes().any(|b| b.is_ascii_digit()) {
+            return t;
+        }
+        t = prefix;
+    }
+}
+
+/// Drop LaTeX thousands separators `,\!` (as in `10,\!080` or `11,\! 111`): a comma, `\!`,
+/// optional spaces, then three digits.
+fn drop_spaced_separators(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(p) = rest.find(",\\!") {
+        out.push_str(&rest[..p]);
+        let after = rest[p + 3..].trim_start_matches(' ');
+        let b = after.as_bytes();
+        let three = b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && b.get(3).is_none_or(|c| !c.is_ascii_digit());
+        if !three {
+            out.push(',');
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The cosmetic normal form of an answer (see the module doc).
+pub fn normalize(s: &str) -> String {
+    // Protect `\\` (row breaks) from the rules for `\ ` and `\,`.
+    let mut out = strip_delims(s).replace("\\\\", "\u{1}");
+    if out.contains(",\\!") {
+        out = drop_spaced_separators(&out);
+    }
+    for (from, to) in SIMPLE {
+        if out.contains(from) {
+            out = out.replace(from, to);
+        }
+    }
+    while let Some(t) = strip_trailing_unit_group(&out) {
+        out = t;
+    }
+    if out.contains('\\') {
+        unwrap_groups(&mut out);
+    }
+    for conn in [" or ", " and "] {
+        if out.contains(conn) {
+            out = out.replace(conn, ",");
+        }
+    }
+    let t = strip_unit_words(&out);
+    let t = t.trim().trim_end_matches(['.', ',', ';']).trim();
+    let t = t.trim_end_matches('\u{1}').trim();
+    t.replace('\u{1}', "\\\\")
+}
+
+fn rel_cmd(name: &str) -> Option<RelOp> {
+    Some(match name {
+        "le" | "leq" | "leqslant" => RelOp::Le,
+        "ge" | "geq" | "geqslant" => RelOp::Ge,
+        "ne" | "neq" => RelOp::Ne,
+        "lt" => RelOp::Lt,
+        "gt" => RelOp::Gt,
+        _ => return None,
+    })
+}
+
+/// Scan a numeral at `i` (an ASCII digit or a `.` before one); returns its end.
+fn scan_number(b: &[u8], mut i: usize, top_level: bool) -> usize {
+    let start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    // Thousands separators: 1,000 or 12,345,678 (only outside brackets, where commas list items).
+    if top_level && (1..=3).contains(&(i - start)) {
+        while i + 3 < b.len() + 0
+            && b[i] == b','
+            && b[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+            && (i + 4 == b.len() || !b[i + 4].is_ascii_digit())
+        {
+            i += 4;
+        }
+    }
+    if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    // Scientific notation: 1e3, 2.5E-4 (an `e` followed by a digit or a signed digit).
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let mut j = i + 1;
+        if j < b.len() && (b[j] == b'-' || b[j] == b'+') {
+            j += 1;
+        }
+        if j < b.len() && b[j].is_ascii_digit() {
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            i = j;
+        }
+    }
+    i
+}
+
+/// Tokens of a normalized answer; `None` when it holds a character no rule knows or more than
+/// `max_tokens` tokens.
+pub fn tokenize(s: &str, max_tokens: usize) -> Option<Vec<Tok<'_>>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(s.len() / 2 + 1);
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < b.len() {
+        if out.len() > max_tokens {
+            return None;
+        }
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_digit() || (c == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit()) {
+            let end = scan_number(b, i, depth == 0);
+            out.push(Tok::Num(&s[i..end]));
+            i = end;
+            continue;
+        }
+        if c.is_ascii_alphabetic() {
+            let mut j = i;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            let w = &s[i..j];
+            if FUNCS.contains(&w) {
+                out.push(Tok::Cmd(w));
+            } else if w.len() <= 2 {
+                out.extend(w.chars().map(Tok::Letter));
+            } else {
+                out.push(Tok::Word(w));
+            }
+            i = j;
+            continue;
+        }
+        if c == b'\\' {
+            let mut j = i + 1;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            if j == i + 1 {
+                // A backslash before a non-letter.
+                let Some(&n) = b.get(i + 1) else { return None };
+                match n {
+                    b'{' => out.push(Tok::SetOpen),
+                    b'}' => out.push(Tok::SetClose),
+                    b'\\' => out.push(Tok::RowSep),
+                    b'|' => out.push(Tok::Sym(b'|')),
+                    b',' | b';' | b':' | b'!' | b' ' | b'%' | b'$' => {}
+                    _ => return None,
+                }
+                i += 2;
+                continue;
+            }
+            let name = &s[i + 1..j];
+            i = j;
+            if let Some(r) = rel_cmd(name) {
+                out.push(Tok::Rel(r));
+                continue;
+            }
+            match name {
+                "begin" | "end" => {
+                    if b.get(i) != Some(&b'{') {
+                        return None;
+                    }
+                    let end = match_brace(b, i)?;
+                    let env = &s[i + 1..end - 1];
+                    out.push(if name == "begin" { Tok::Begin(env) } else { Tok::End(env) });
+                    i = end;
+                }
+                "lbrace" => out.push(Tok::SetOpen),
+                "rbrace" => out.push(Tok::SetClose),
+                "lvert" | "rvert" | "vert" | "mid" => out.push(Tok::Sym(b'|')),
+                "langle" => out.push(Tok::Sym(b'(')),
+                "rangle" => out.push(Tok::Sym(b')')),
+                "lbrack" => out.push(Tok::Sym(b'[')),
+                "rbrack" => out.push(Tok::Sym(b']')),
+                _ => out.push(Tok::Cmd(name)),
+            }
+            continue;
+        }
+        match c {
+            b'<' | b'>' => {
+                let eq = b.get(i + 1) == Some(&b'=');
+                out.push(Tok::Rel(match (c, eq) {
+                    (b'<', false) => RelOp::Lt,
+                    (b'<', true) => RelOp::Le,
+                    (_, false) => RelOp::Gt,
+                    (_, true) => RelOp::Ge,
+                }));
+                i += 1 + eq as usize;
+                continue;
+            }
+            b'!' if b.get(i + 1) == Some(&b'=') => {
+                out.push(Tok::Rel(RelOp::Ne));
+                i += 2;
+                continue;
+            }
+            b'=' => out.push(Tok::Rel(RelOp::Eq)),
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                out.push(Tok::Sym(c));
+            }
+            b')' | b']' | b'}' => {
+                depth -= 1;
+                out.push(Tok::Sym(c));
+            }
+            b'+' | b'-' | b'*' | b'/' | b'^' | b'_' | b',' | b'!' | b'|' | b'&' | b';' | b':'
+            | b'\'' => out.push(Tok::Sym(c)),
+            _ => {
+                // A non-ASCII letter (θ, α) is a variable; anything else is not algebra.
+                let ch = s[i..].chars().next()?;
+                if ch.is_alphabetic() {
+                    out.push(Tok::Letter(ch));
+                    i += ch.len_utf8();
+                    continue;
+                }
+                return None;
+            }
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_removes_cosmetics() {
+        assert_eq!(normalize("$\\left( 3, \\dfrac{\\pi}{2} \\right)$"), "( 3, \\frac{\\pi}{2} )");
+        assert_eq!(normalize("\\$1{,}000.00"), "1000.00");
+        assert_eq!(normalize("90^\\circ"), "90");
+        assert_eq!(normalize("50\\%"), "50");
+        assert_eq!(normalize("5\\text{ cm}^2"), "5");
+        assert_eq!(normalize("18 dollars."), "18");
+        assert_eq!(normalize("\\text{Monday}").trim(), "Monday");
+        assert_eq!(normalize("1 \\text{ or } 2").replace(' ', ""), "1,2");
+        assert_eq!(normalize("New York"), "New York");
+        assert_eq!(normalize("11,\\! 111,\\!100"), "11111100");
+        assert_eq!(normalize("(1,\\!2)"), "(1,2)");
+        assert_eq!(normalize("90\\text{ square\nunits}"), "90");
+    }
+
+    #[test]
+    fn tokenize_numbers_and_commands() {
+        let t = tokenize("1,000 + \\frac{1}{2}x \\le 3", 100).unwrap();
+        assert_eq!(t[0], Tok::Num("1,000"));
+        assert_eq!(t[2], Tok::Cmd("frac"));
+        assert!(t.contains(&Tok::Letter('x')));
+        assert!(t.contains(&Tok::Rel(RelOp::Le)));
+        // Inside brackets a comma separates items.
+        let t = tokenize("(10,100)", 100).unwrap();
+        assert_eq!(t[1], Tok::Num("10"));
+        assert_eq!(tokenize("1.5e3", 10).unwrap(), vec![Tok::Num("1.5e3")]);
+        assert_eq!(tokenize("Monday", 10).unwrap(), vec![Tok::Word("Monday")]);
+        assert!(tokenize("1 @ 2", 10).is_none());
+        assert!(tokenize("1+1+1+1", 3).is_none());
+    }
+
+    #[test]
+    fn match_brace_handles_nesting_and_escapes() {
+        let s = b"{a{b}\\}c}d";
+        assert_eq!(match_brace(s, 0), Some(9));
+        assert_eq!(match_brace(b"{{}", 0), None);
+    }
+}

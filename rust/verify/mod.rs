@@ -1,0 +1,146 @@
+//! The verifier: extract the final answer from a completion and decide whether it is equivalent to
+//! the reference answer. Pure Rust (no Python here); `py/verify.rs` wraps it for batches.
+//!
+//! Pipeline of `equivalent(reference, candidate)`:
+//! 1. identical strings match; an answer longer than `MAX_ANSWER_LEN` bytes matches nothing else;
+//! 2. `latex::normalize` removes cosmetics (delimiters, `\left`, spacing, `\dfrac`, degrees,
+//!    percent and currency signs, units, `\text{}` wrappers); equal normal forms match;
+//! 3. `latex::tokenize` + `parse::parse` build an answer tree (`\pm` expands into a two-item list);
+//!    what does not parse is text;
+//! 4. `compare::same` compares the trees (numbers exactly as rationals, expressions with variables
+//!    at random points, equations, inequalities, intervals, tuples, sets, matrices, text).
+//!
+//! Bounded work by construction: input length, token count (`MAX_TOKENS`), parse depth
+//! (`parse::MAX_DEPTH`), variables (`parse::MAX_VARS`), exponents (checked arithmetic, overflow to
+//! unknown) and an operation budget (`BUDGET` node evaluations per comparison). No timeouts, no
+//! signals; malformed input is simply not equivalent.
+
+pub mod compare;
+pub mod eval;
+pub mod extract;
+pub mod latex;
+pub mod parse;
+pub mod rational;
+pub mod value;
+
+use std::str::FromStr;
+
+use crate::error::CoreError;
+use eval::Budget;
+use parse::{Node, Vars};
+
+/// Answers longer than this (bytes) are only ever equal to an identical string.
+pub const MAX_ANSWER_LEN: usize = 4096;
+/// Most tokens parsed per answer.
+pub const MAX_TOKENS: usize = 2048;
+/// Node evaluations allowed per comparison.
+pub const BUDGET: u32 = 200_000;
+
+/// How to find the final answer in a completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// The last `\boxed{}`/`\fbox{}`, then the GSM8K rules.
+    Auto,
+    /// Only the last `\boxed{}`/`\fbox{}` (MATH).
+    Boxed,
+    /// `#### N`, "the answer is N", then the last number.
+    Gsm8k,
+}
+
+impl FromStr for Style {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Style, CoreError> {
+        match s {
+            "auto" => Ok(Style::Auto),
+            "boxed" | "math" => Ok(Style::Boxed),
+            "gsm8k" => Ok(Style::Gsm8k),
+            _ => Err(CoreError::invalid(
+                "style",
+                format!("unknown style {s:?}; expected one of \"auto\", \"boxed\", \"gsm8k\""),
+            )),
+        }
+    }
+}
+
+/// The final answer of `text` (see `extract.rs`); `fallback` allows the last-number rule.
+pub fn extract(text: &str, style: Style, fallback: bool) -> Option<String> {
+    extract::extract(text, style, fallback)
+}
+
+/// Expand the first `\pm` (or `\mp`) into a two-item list: `1 \pm 2` → `1 + 2, 1 - 2`.
+fn expand_pm(s: &str) -> Option<String> {
+    for (cmd, first, second) in [("\\pm", "+", "-"), ("\\mp", "-", "+")] {
+        let mut from = 0;
+        while let Some(off) = s[from..].find(cmd) {
+            let p = from + off;
+            let after = p + cmd.len();
+            if s[after..].starts_with(|c: char| c.is_ascii_alphabetic()) {
+                from = after;
+                continue;
+            }
+            let (head, tail) = (&s[..p], &s[after..]);
+            return Some(format!("{head}{first}{tail}, {head}{second}{tail}"));
+        }
+    }
+    None
+}
+
+fn to_node(s: &str, vars: &mut Vars) -> Node {
+    let expanded = expand_pm(s);
+    let src = expanded.as_deref().unwrap_or(s);
+    latex::tokenize(src, MAX_TOKENS)
+        .and_then(|toks| parse::parse(toks, vars).ok())
+        .unwrap_or_else(|| Node::Text(s.to_string()))
+}
+
+fn squash(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().filter(|c| !c.is_whitespace())
+}
+
+/// Whether `candidate` states the same answer as `reference` (see the module doc and
+/// `compare.rs` for the rules).
+pub fn equivalent(reference: &str, candidate: &str) -> bool {
+    let (r, c) = (reference.trim(), candidate.trim());
+    if r.is_empty() || c.is_empty() {
+        return false;
+    }
+    if r == c {
+        return true;
+    }
+    if r.len() > MAX_ANSWER_LEN || c.len() > MAX_ANSWER_LEN {
+        return false;
+    }
+    let (nr, nc) = (latex::normalize(r), latex::normalize(c));
+    if nr.is_empty() || nc.is_empty() {
+        return false;
+    }
+    if squash(&nr).eq(squash(&nc)) {
+        return true;
+    }
+    let mut vars = Vars::default();
+    let a = to_node(&nr, &mut vars);
+    let b = to_node(&nc, &mut vars);
+    let budget = &mut Budget(BUDGET);
+    if compare::same(&a, &b, budget) {
+        return true;
+    }
+    // A percentage also matches its fraction: 50% ≡ 50 (above) and 50% ≡ 0.5.
+    let hundredth = |n: &Node| Node::Div(Box::new(n.clone()), Box::new(Node::Num(rational::Q::int(100))));
+    (r.contains('%') && compare::same(&hundredth(&a), &b, budget))
+        || (c.contains('%') && compare::same(&a, &hundredth(&b), budget))
+}
+
+/// Whether the answer extracted from `response` (in `style`, with the last-number fallback) is
+/// equivalent to `reference`.
+pub fn verify(response: &str, reference: &str, style: Style) -> bool {
+    match extract(response, style, true) {
+        Some(ans) => equivalent(reference, &ans),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod fuzz;

@@ -1,0 +1,174 @@
+//! Equivalence tests by family, positive and negative (extraction, parsing and values have their
+//! own tests next to their code).
+
+use super::*;
+
+fn eq(a: &str, b: &str) -> bool {
+    equivalent(a, b)
+}
+
+#[track_caller]
+fn yes(pairs: &[(&str, &str)]) {
+    for (a, b) in pairs {
+        assert!(eq(a, b), "expected {a:?} ≡ {b:?}");
+        assert!(eq(b, a), "expected {b:?} ≡ {a:?} (symmetry)");
+    }
+}
+
+#[track_caller]
+fn no(pairs: &[(&str, &str)]) {
+    for (a, b) in pairs {
+        assert!(!eq(a, b), "expected {a:?} ≢ {b:?}");
+        assert!(!eq(b, a), "expected {b:?} ≢ {a:?} (symmetry)");
+    }
+}
+
+#[test]
+fn numbers_with_cosmetics() {
+    yes(&[
+        ("1000", "1,000"),
+        ("1000", "1{,}000"),
+        ("18", "\\$18.00"),
+        ("50", "50\\%"),
+        ("0.5", "50\\%"),
+        ("11111111100", "11,\\! 111,\\! 111,\\! 100"),
+        ("\\frac{12}{5525}", "\\frac{12}{5,\\!525}"),
+        ("(-\\infty,-4)\\cup(-4,6)\\cup(6,\\infty)", "\\left(\\left(-\\infty, -4\\right) \\cup \\left(-4, 6\\right)\\right) \\cup \\left(6, \\infty\\right)"),
+        ("5", "5\\text{ cm}^2"),
+        ("90", "90^\\circ"),
+        ("-3", "−3"),
+        ("0.5", ".50"),
+        ("1500", "1.5\\times10^{3}"),
+        ("1000", "1e3"),
+        ("12", "12 dollars"),
+    ]);
+    no(&[("1000", "100"), ("0.5", "5\\%"), ("18", "18.01"), ("-3", "3"), ("1500", "1.5\\times10^{4}")]);
+}
+
+#[test]
+fn exact_rationals() {
+    yes(&[
+        ("\\frac{1}{2}", "0.5"),
+        ("\\frac13", "\\dfrac{1}{3}"),
+        ("\\tfrac{3}{4}", "3/4"),
+        ("-\\frac{1}{2}", "\\frac{-1}{2}"),
+        ("-\\frac{1}{2}", "\\frac{1}{-2}"),
+        ("2\\frac{1}{4}", "\\frac94"),
+        ("2\\frac{1}{4}", "2.25"),
+    ]);
+    no(&[("\\frac{1}{3}", "0.333"), ("\\frac12", "\\frac{1}{3}"), ("2\\frac{1}{4}", "\\frac12")]);
+}
+
+#[test]
+fn latex_algebra() {
+    yes(&[
+        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
+        ("2\\sqrt{3}", "\\sqrt{12}"),
+        ("\\sqrt[3]{8}", "2"),
+        ("2\\pi", "\\pi \\cdot 2"),
+        ("e^2", "e\\times e"),
+        ("\\left(\\frac{1}{2}\\right)^2", "\\frac14"),
+        ("\\log_2 8", "3"),
+        ("\\sin\\frac{\\pi}{6}", "\\frac12"),
+        ("5!", "120"),
+        ("\\binom{5}{2}", "10"),
+        ("|-4|", "4"),
+        ("\\lfloor 3.7 \\rfloor", "3"),
+        ("\\lceil 3.2 \\rceil", "4"),
+        ("3+4i", "4i+3"),
+        ("i^2", "-1"),
+    ]);
+    no(&[("\\sqrt{2}", "1.414"), ("2\\pi", "6.28"), ("3+4i", "3-4i"), ("\\binom{5}{2}", "20")]);
+}
+
+#[test]
+fn expressions_with_variables() {
+    yes(&[
+        ("x^2+2x+1", "(x+1)^2"),
+        ("\\frac{x^2-1}{x-1}", "x+1"),
+        ("2(a+b)", "2a+2b"),
+        ("\\sin^2 x + \\cos^2 x", "1"),
+        ("\\sqrt{x^2}", "|x|"),
+    ]);
+    no(&[("x^2+1", "(x+1)^2"), ("x", "|x|"), ("x+y", "x-y"), ("2x", "2y")]);
+}
+
+#[test]
+fn equations_and_inequalities() {
+    yes(&[
+        ("5", "x = 5"),
+        ("y = 2x+3", "y = 3+2x"),
+        ("y = 2x + 3", "2x - y + 3 = 0"),
+        ("x \\ge 3", "3 \\leq x"),
+        ("x > 3", "3 < x"),
+    ]);
+    no(&[("y = 2x+3", "y = 2x-3"),
+        ("5x - 7y + 11z + 4 = 0", "0"), ("x \\ge 3", "x > 3"), ("x > 3", "x < 3"), ("x = 5", "x = 6")]);
+}
+
+#[test]
+fn intervals_tuples_sets_matrices() {
+    yes(&[
+        ("(-\\infty, 3]", "\\left(-\\infty,3\\right]"),
+        ("(1,2) \\cup (3,4)", "(3,4)\\cup(1,2)"),
+        ("(1, \\frac{1}{2})", "(1, 0.5)"),
+        ("1, 2", "2, 1"),
+        ("\\{1,2,3\\}", "\\{3,1,2\\}"),
+        ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}"),
+        ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1, 2)"),
+        ("x = 1 \\pm \\sqrt{2}", "1-\\sqrt2, 1+\\sqrt2"),
+    ]);
+    no(&[
+        ("(1, 2)", "[1, 2]"),
+        ("(1, 2)", "(2, 1)"),
+        ("1, 2", "1, 2, 3"),
+        ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"),
+    ]);
+}
+
+#[test]
+fn text_and_bases() {
+    yes(&[
+        ("\\text{Monday}", "Monday"),
+        ("\\text{(C)}", "C"),
+        ("(C)", "C"),
+        ("1011_2", "1011_{2}"),
+        ("1011_2", "1011"),
+        ("13_8", "1011_2"),
+    ]);
+    no(&[("\\text{Monday}", "Tuesday"), ("(C)", "(D)"), ("1011_2", "1011_3"), ("1011_2", "11")]);
+}
+
+#[test]
+fn malformed_and_huge_inputs_are_not_equivalent() {
+    let big = "1".repeat(1 << 20);
+    let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+    for bad in [
+        "\\frac{1}{",
+        "}}}{{{",
+        "10^{10^{10}}",
+        "\\boxed{",
+        big.as_str(),
+        deep.as_str(),
+        "\\sqrt[",
+        "2^{2^{2^{2^{2^{2}}}}}",
+    ] {
+        assert!(!eq("1", bad), "{bad:.40}");
+    }
+    assert!(!eq("10^{10^{10}}", "10^{10^{11}}"));
+    assert!(!eq("", ""));
+}
+
+#[test]
+fn style_names() {
+    assert_eq!("auto".parse::<Style>().unwrap(), Style::Auto);
+    assert!("latex".parse::<Style>().is_err());
+}
+
+#[test]
+fn verify_extracts_then_compares() {
+    assert!(verify("so the total is \\boxed{\\frac{1}{2}}.", "0.5", Style::Auto));
+    assert!(verify("She pays 3 * 6 = 18.\n#### 18", "18", Style::Gsm8k));
+    assert!(!verify("#### 17", "18", Style::Gsm8k));
+    assert!(!verify("no answer", "18", Style::Boxed));
+}
