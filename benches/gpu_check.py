@@ -74,6 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--samplers", default="transformers,vllm")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--forward", choices=parts.FORWARDS, default="attention",
+                    help="M-step log-probs: empg.attention (path by cost) or the trainer's packed forward")
     args = ap.parse_args(argv)
     small = args.tiny
     args.iterations = args.iterations or (1 if small else 3)
@@ -111,7 +113,7 @@ def run_sampler(name: str, device: torch.device, args: argparse.Namespace, check
     """EM iterations with one sampler; returns its speed figures."""
     model = parts.build_model(args.tiny, device, args.seed)
     n_params = parts.num_params(model)
-    optimizer = parts.make_optimizer(model, args.lr)
+    optimizer, scheduler = parts.make_optimizer(model, args.lr)
     rng = np.random.default_rng(args.seed)
     vocab = model.config.vocab_size
     prompts = [rng.integers(3, vocab, size=args.prompt_len).tolist() for _ in range(args.prompts)]
@@ -139,9 +141,13 @@ def run_sampler(name: str, device: torch.device, args: argparse.Namespace, check
             start = len(rollouts[best].prompt_ids)
             sampler.sleep()
             t_before = float(np.mean(parts.score_sequence(model, probe)[start:]))
-            res = parts.m_step(model, optimizer, rollouts, rewards, args.k, steps=2, token_budget=args.token_budget)
-            checks.add(f"{tag}: losses finite", all(math.isfinite(x) for x in res.losses), str(res.losses))
-            checks.add(f"{tag}: grad norms finite and > 0", all(math.isfinite(g) and g > 0 for g in res.grad_norms), str(res.grad_norms))
+            res = parts.m_step(
+                model, optimizer, scheduler, rollouts, rewards, args.k,
+                steps=2, token_budget=args.token_budget, forward=args.forward,
+            )
+            checks.add(f"{tag}: loss finite", math.isfinite(res.loss), f"{res.loss}")
+            checks.add(f"{tag}: grad norm finite and > 0", math.isfinite(res.grad_norm) and res.grad_norm > 0, f"{res.grad_norm}")
+            checks.add(f"{tag}: 2 optimizer steps, none skipped", res.steps == 2 and res.skipped == 0, f"steps={res.steps} skipped={res.skipped}")
             params_finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
             checks.add(f"{tag}: parameters finite", params_finite)
             sampler.wake_up()
@@ -160,10 +166,9 @@ def run_sampler(name: str, device: torch.device, args: argparse.Namespace, check
             mstep_tok_s = res.tokens / res.seconds
             mfu = 6.0 * n_params * res.tokens / res.seconds / (peak * 1e12)
             print(
-                f"[{tag}] reward {rewards.mean():.3f}  loss {np.mean(res.losses):+.4f}  grad {np.mean(res.grad_norms):.3f}  "
+                f"[{tag}] reward {rewards.mean():.3f}  loss {res.loss:+.4f}  grad {res.grad_norm:.3f}  "
                 f"probe trainer {t_before:.3f}->{t_after:.3f} sampler {s_before:.3f}->{s_after:.3f}  "
-                f"sample {rate(gen_tokens / t_sample)} tok/s  M-step {rate(mstep_tok_s)} tok/s  MFU {100 * mfu:.1f}%  "
-                f"paths {res.path_counts}",
+                f"sample {rate(gen_tokens / t_sample)} tok/s  M-step {rate(mstep_tok_s)} tok/s  MFU {100 * mfu:.1f}%",
                 flush=True,
             )
             if it > 1 or args.iterations == 1:  # the first iteration of several is warm-up
@@ -172,7 +177,7 @@ def run_sampler(name: str, device: torch.device, args: argparse.Namespace, check
                 figures["mfu"].append(mfu)
         attention_paths(model, rollouts, device, checks, name)
         del sampler
-    del model, optimizer
+    del model, optimizer, scheduler
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -180,31 +185,39 @@ def run_sampler(name: str, device: torch.device, args: argparse.Namespace, check
 
 
 def attention_paths(model: torch.nn.Module, rollouts: list[Any], device: torch.device, checks: Checks, name: str) -> None:
-    """The packed and padded attention paths agree on a micro-batch of real rollouts; prints the
-    forward+backward tokens/s of each."""
-    from empg import build_microbatch, flatten_sequences
+    """On a micro-batch of real rollouts, empg.attention's packed and padded paths and the trainer's
+    packed forward give the same completion log-probs; prints each one's forward+backward tokens/s."""
+    from empg import build_microbatch, flatten_sequences, mstep
+    from empg.attention import masked_token_logprobs
 
     seqs = [r.prompt_ids + r.completion_ids for r in rollouts[:16]]
     flat = flatten_sequences(seqs)
     n = len(seqs)
-    mb = build_microbatch(flat.tokens, flat.offsets, np.ones(n, np.int64), np.ones(n, np.float32), np.arange(n))
-    tensors = {k: torch.as_tensor(v).to(device) for k, v in mb.items()}
+    prompt_lens = np.array([len(r.prompt_ids) for r in rollouts[:16]], dtype=np.int64)
+    mb = build_microbatch(flat.tokens, flat.offsets, prompt_lens, np.ones(n, np.float32), np.arange(n))
+    ids, pos, mask = (torch.as_tensor(mb[k]).to(device) for k in ("input_ids", "position_ids", "loss_mask"))
+    forwards = {
+        "packed_sdpa": lambda: masked_token_logprobs(model, ids, pos, mask, path="packed_sdpa"),
+        "padded_buckets": lambda: masked_token_logprobs(model, ids, pos, mask, path="padded_buckets"),
+        "trainer_forward": lambda: mstep.token_logprobs(model, ids, pos, mask),
+    }
     outs, speeds = {}, {}
-    for path in ("packed_sdpa", "padded_buckets"):
+    for path, fn in forwards.items():
         with torch.no_grad(), parts.autocast(device):
-            outs[path] = token_logprobs(model, tensors, path=path).float()
+            outs[path] = fn().float()
         parts.sync(device)
         t0 = time.perf_counter()
         for _ in range(3):
             with parts.autocast(device):
-                token_logprobs(model, tensors, path=path).sum().backward()
+                fn().sum().backward()
         parts.sync(device)
         speeds[path] = 3 * flat.tokens.size / (time.perf_counter() - t0)
     model.zero_grad(set_to_none=True)
-    gap = float((outs["packed_sdpa"] - outs["padded_buckets"]).abs().max())
     tol = 0.15 if device.type == "cuda" else 1e-4
-    checks.add(f"{name}: attention paths agree", gap <= tol, f"max|diff|={gap:.2e} tol={tol}")
-    print(f"[{name}] attention fwd+bwd tok/s: " + ", ".join(f"{p} {rate(v)}" for p, v in speeds.items()) + f"; max|diff| {gap:.2e}")
+    for path in ("padded_buckets", "trainer_forward"):
+        gap = float((outs["packed_sdpa"] - outs[path]).abs().max())
+        checks.add(f"{name}: {path} agrees with packed_sdpa", gap <= tol, f"max|diff|={gap:.2e} tol={tol}")
+    print(f"[{name}] completion log-probs, fwd+bwd tok/s: " + ", ".join(f"{p} {rate(v)}" for p, v in speeds.items()))
 
 
 def main(argv: list[str] | None = None) -> int:

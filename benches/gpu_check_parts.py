@@ -1,7 +1,8 @@
 """Building blocks of benches/gpu_check.py: the model (random weights from a config), a toy
-verifiable reward, a transformers sampler holding its own inference copy, the M-step (empg's packing
-and weights, :mod:`empg.attention` log-probs, bf16 autocast over fp32 master weights, fused AdamW),
-a probe of the log-prob a sampler gives, and the bf16 matmul peak.
+verifiable reward, a transformers sampler holding its own inference copy, the trainer's M-step
+(:mod:`empg.mstep`: bf16 autocast over fp32 master weights, fused AdamW, packed micro-batches) with
+:mod:`empg.attention` or the trainer's own forward, a probe of a model's log-probs, and the bf16
+matmul peak.
 
 Nothing here downloads anything: the machine that runs the check has no network.
 """
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 import transformers
 
-from empg import build_microbatch, flatten_sequences, group_weights, pack_microbatches
-from empg.attention import choose_path, preferred_attn_implementation, token_logprobs
+from empg import group_weights
+from empg.attention import masked_token_logprobs, preferred_attn_implementation, token_logprobs
 from empg.sampling import Rollout, SamplingParams
 
 #: Qwen2-0.5B-like dimensions (tied embeddings, GQA 14/2): ~494M parameters.
@@ -152,65 +153,73 @@ def score_sequence(model: torch.nn.Module, seq: Sequence[int]) -> np.ndarray:
 
 @dataclass
 class MStepResult:
-    losses: list[float]
-    grad_norms: list[float]
-    tokens: int  # tokens run forward and backward
+    loss: float
+    grad_norm: float
+    steps: int
+    skipped: int
+    tokens: int  # tokens run forward and backward (prompt + completion)
     seconds: float
-    path_counts: dict[str, int]
+
+
+FORWARDS = ("attention", "trainer")
 
 
 def m_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
+    scheduler: Any,
     rollouts: list[Rollout],
     rewards: np.ndarray,
     group_size: int,
     *,
     steps: int,
     token_budget: int,
-    path: str | None = None,
+    forward: str = "attention",
 ) -> MStepResult:
-    """EM-PG M-step: group-normalised weights, ``steps`` optimizer steps over equal slices of the
-    rollouts, each accumulating packed micro-batches under ``token_budget``; loss = minus the
-    weighted completion log-likelihood over the completion tokens of the step."""
+    """The trainer's M-step (:func:`empg.mstep.m_step`: EM-PG loss, packed micro-batches, bf16
+    autocast on CUDA, gradient clipping) on the rollouts with group-normalised weights, ``steps``
+    optimizer steps. ``forward``: ``attention`` (:func:`empg.attention.masked_token_logprobs`, the
+    path chosen by cost) or ``trainer`` (``empg.mstep.token_logprobs``, packed with the head only at
+    completion positions)."""
+    from empg import mstep
+
     device = next(model.parameters()).device
     gw = group_weights(rewards, group_size=group_size)
-    seqs = [r.prompt_ids + r.completion_ids for r in rollouts]
-    flat = flatten_sequences(seqs)
-    prompt_lens = np.array([len(r.prompt_ids) for r in rollouts], dtype=np.int64)
-    completion_lens = flat.lengths - prompt_lens
-    losses, norms, tokens = [], [], 0
-    paths: dict[str, int] = {}
-    model.train()
+    samples = mstep.Samples.from_tokens(
+        [r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts], gw.weights
+    )
+    settings = mstep.MStepSettings(
+        algo="empg",
+        epochs=1,
+        mini_batch_size=-(-len(samples) // steps),
+        token_budget=token_budget,
+        normalize="token",
+        max_grad_norm=1.0,
+        bf16_autocast=True,
+    )
+    fn = masked_token_logprobs if forward == "attention" else mstep.token_logprobs
     sync(device)
     start = time.perf_counter()
-    for chunk in np.array_split(np.random.default_rng(0).permutation(len(seqs)), steps):
-        optimizer.zero_grad(set_to_none=True)
-        denom = max(int(completion_lens[chunk].sum()), 1)
-        step_loss = 0.0
-        for local in pack_microbatches(flat.lengths[chunk], token_budget, allow_oversize=True):
-            index = chunk[local]
-            mb = build_microbatch(flat.tokens, flat.offsets, prompt_lens, gw.weights, index)
-            tensors = {k: torch.as_tensor(v).to(device) for k, v in mb.items()}
-            with autocast(device):
-                lp = token_logprobs(model, tensors, path=path)
-            loss = -(lp * tensors["token_weights"] * tensors["loss_mask"]).sum() / denom
-            loss.backward()
-            step_loss += float(loss.detach())
-            tokens += int(tensors["input_ids"].numel())
-            chosen = path or choose_path(model, np.diff(mb["cu_seqlens"]), device)
-            paths[chosen] = paths.get(chosen, 0) + 1
-        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)))
-        optimizer.step()
-        losses.append(step_loss)
+    out = mstep.m_step(model, optimizer, scheduler, samples, settings, np.random.default_rng(0), forward=fn)
     sync(device)
-    return MStepResult(losses, norms, tokens, time.perf_counter() - start, paths)
+    seconds = time.perf_counter() - start
+    return MStepResult(
+        loss=float(out.get("loss", float("nan"))),
+        grad_norm=float(out.get("grad_norm", float("nan"))),
+        steps=int(out.get("steps", 0)),
+        skipped=int(out.get("skipped_steps", 0)),
+        tokens=int(samples.lengths.sum()),
+        seconds=seconds,
+    )
 
 
-def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """AdamW over the fp32 master weights; the fused kernel on CUDA."""
-    fused = next(model.parameters()).device.type == "cuda"
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, fused=fused)
+def make_optimizer(model: torch.nn.Module, lr: float) -> tuple[torch.optim.Optimizer, Any]:
+    """The trainer's AdamW (fused on CUDA, fp32 state) and a constant schedule."""
+    from empg import mstep
+
+    optimizer = mstep.make_optimizer(model, lr=lr, weight_decay=0.0, betas=(0.9, 0.999))
+    scheduler = mstep.make_scheduler(optimizer, warmup_steps=0, schedule="constant", total_steps=1)
+    return optimizer, scheduler
 
 
 def matmul_peak_tflops(device: torch.device, seconds: float = 3.0) -> tuple[float, str]:
