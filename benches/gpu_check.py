@@ -2,9 +2,9 @@
 
 Builds a Qwen2-0.5B-like Llama from a config (random weights), then for each sampler available
 (``transformers`` always; ``vllm`` where ``import vllm`` works and CUDA is there) runs EM iterations:
-E-step (K samples per prompt, a toy verifiable reward), M-step (empg's group weights and packing,
-:mod:`empg.attention` log-probs under bf16 autocast with fp32 master weights, fused AdamW), weight
-sync, and checks that rewards, losses and gradients are finite and that the sampler's log-prob of a
+E-step (K samples per prompt, a toy verifiable reward), M-step (the trainer's
+:func:`empg.mstep.m_step` with :mod:`empg.attention` log-probs, bf16 autocast over fp32 master
+weights, fused AdamW), weight sync, and checks that rewards, losses and gradients are finite and that the sampler's log-prob of a
 probe sequence moves as the trainer's does after each sync. Prints tokens/s of sampling and of the
 M-step, and the M-step's model FLOPs utilisation (6 * params * tokens / time) against a bf16 matmul
 peak measured here. Exits non-zero when any check fails.

@@ -12,7 +12,6 @@ from empg.attention import (
     bucket_sequences,
     choose_path,
     flash_attn_available,
-    shifted_logprobs,
     token_logprobs,
 )
 from empg.exceptions import ConfigError, InvalidInputError
@@ -114,18 +113,19 @@ def test_bucket_sequences_covers_every_index_once_under_the_cap() -> None:
         assert len(b) * lengths[b].max() <= max(cap, lengths[b].max())
 
 
-def test_shifted_logprobs_chunks_equal_unchunked(monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.manual_seed(1)
-    logits = torch.randn(2, 9, 13)
-    targets = torch.randint(0, 13, (2, 9))
-    full = shifted_logprobs(logits, targets)
+def test_selected_logprobs_chunks_equal_unchunked(monkeypatch: pytest.MonkeyPatch) -> None:
     import empg.attention as attention
 
+    torch.manual_seed(1)
+    hidden = torch.randn(11, 5)
+    head = torch.nn.Linear(5, 13, bias=False)
+    targets = torch.randint(0, 13, (11,))
+    full = attention.selected_logprobs(hidden, targets, head)
     monkeypatch.setattr(attention, "LOGPROB_CHUNK", 3)
-    torch.testing.assert_close(shifted_logprobs(logits, targets), full)
-    direct = torch.log_softmax(logits, -1)[:, :-1].gather(-1, targets[:, 1:, None])[..., 0]
-    torch.testing.assert_close(full[:, 1:], direct)
-    assert torch.all(full[:, 0] == 0)
+    torch.testing.assert_close(attention.selected_logprobs(hidden, targets, head), full)
+    direct = torch.log_softmax(head(hidden), -1).gather(-1, targets[:, None])[:, 0]
+    torch.testing.assert_close(full, direct)
+    torch.testing.assert_close(attention.selected_logprobs(head(hidden), targets), direct)
 
 
 def test_bad_microbatches_raise_naming_the_field() -> None:
@@ -175,3 +175,7 @@ def test_masked_form_keeps_loss_positions_in_order(path: str) -> None:
     mask = torch.as_tensor(mb["loss_mask"])
     assert got.shape == (int(mask.sum()),)
     torch.testing.assert_close(got, full[mask])
+    with torch.no_grad():
+        only = token_logprobs(model, mb, path=path, targets=mask)
+    assert torch.all(only[~mask] == 0)
+    torch.testing.assert_close(only[mask], full[mask])

@@ -24,7 +24,7 @@ log-probs as running each sequence on its own (tests check this).
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -106,23 +106,19 @@ def choose_path(model: torch.nn.Module, lengths: Sequence[int] | np.ndarray, dev
     return "packed_sdpa" if costs["packed_sdpa"] <= costs["padded_buckets"] else "padded_buckets"
 
 
-def shifted_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``out[..., j] = log_softmax(logits[..., j-1, :])[targets[..., j]]`` in fp32, ``out[..., 0] = 0``.
-    Works over the last two dims of ``logits`` (``[..., T, V]``); chunked over rows so the fp32 copy
-    stays small."""
-    lead = logits.shape[:-2]
-    t, v = logits.shape[-2], logits.shape[-1]
-    flat_logits = logits[..., :-1, :].reshape(-1, v)
-    flat_targets = targets[..., 1:].reshape(-1)
+def selected_logprobs(
+    rows: torch.Tensor, targets: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
+    """``log_softmax(head(rows[i]))[targets[i]]`` in fp32 for each row (``head`` None: the rows are
+    logits already). Chunked over rows, so the vocabulary-sized fp32 tensor is built
+    :data:`LOGPROB_CHUNK` rows at a time."""
     pieces = []
-    for s in range(0, flat_logits.shape[0], LOGPROB_CHUNK):
-        chunk = flat_logits[s : s + LOGPROB_CHUNK].float()
-        tgt = flat_targets[s : s + LOGPROB_CHUNK].unsqueeze(-1)
-        pieces.append((chunk.gather(-1, tgt) - torch.logsumexp(chunk, dim=-1, keepdim=True)).squeeze(-1))
-    body = torch.cat(pieces) if pieces else flat_logits.new_zeros(0, dtype=torch.float32)
-    body = body.reshape(*lead, t - 1) if t > 0 else body.reshape(*lead, 0)
-    zero = torch.zeros(*lead, min(t, 1), dtype=torch.float32, device=logits.device)
-    return torch.cat([zero, body], dim=-1)
+    for s in range(0, rows.shape[0], LOGPROB_CHUNK):
+        chunk = rows[s : s + LOGPROB_CHUNK]
+        logits = (chunk if head is None else head(chunk)).float()
+        tgt = targets[s : s + LOGPROB_CHUNK].unsqueeze(-1)
+        pieces.append((logits.gather(-1, tgt) - torch.logsumexp(logits, dim=-1, keepdim=True)).squeeze(-1))
+    return torch.cat(pieces) if pieces else rows.new_zeros(0, dtype=torch.float32)
 
 
 def _as_tensor(mb: Mapping[str, Any], key: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -151,9 +147,22 @@ def _validate(input_ids: torch.Tensor, position_ids: torch.Tensor, cu: np.ndarra
     return lengths
 
 
-def _forward_logits(model: torch.nn.Module, **kwargs: Any) -> torch.Tensor:
-    logits: torch.Tensor = model(use_cache=False, **kwargs).logits
-    return logits
+def _post_processes_logits(model: torch.nn.Module) -> bool:
+    """Models whose forward changes the head's output (soft-capping, scaling): their log-probs come
+    from the full forward rather than from the head applied here."""
+    config = getattr(model, "config", None)
+    return any(getattr(config, key, None) for key in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
+
+
+def _run(model: torch.nn.Module, **kwargs: Any) -> torch.Tensor:
+    """``[B, T, D]``: the final hidden states (D = hidden size; the LM head is applied later, only
+    where log-probs are wanted) or, for models that post-process logits, the logits."""
+    if _post_processes_logits(model):
+        logits: torch.Tensor = model(use_cache=False, **kwargs).logits
+        return logits
+    base: Any = getattr(model, "base_model")
+    hidden: torch.Tensor = base(use_cache=False, **kwargs).last_hidden_state
+    return hidden
 
 
 def _flash_varlen(model: torch.nn.Module, ids: torch.Tensor, pos: torch.Tensor, cu: np.ndarray) -> torch.Tensor:
@@ -164,7 +173,7 @@ def _flash_varlen(model: torch.nn.Module, ids: torch.Tensor, pos: torch.Tensor, 
         )
     cu_t = torch.as_tensor(cu, dtype=torch.int32, device=ids.device)
     max_len = int(np.diff(cu).max())
-    logits = _forward_logits(
+    states = _run(
         model,
         input_ids=ids[None],
         position_ids=pos[None],
@@ -173,20 +182,19 @@ def _flash_varlen(model: torch.nn.Module, ids: torch.Tensor, pos: torch.Tensor, 
         max_length_q=max_len,
         max_length_k=max_len,
     )
-    return shifted_logprobs(logits[0], ids)
+    return states[0]
 
 
 def _packed_sdpa(model: torch.nn.Module, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     # attention_mask=None with restarting position ids: transformers detects the packed format and
     # builds the block-diagonal causal mask for the model's attention implementation.
-    logits = _forward_logits(model, input_ids=ids[None], position_ids=pos[None], attention_mask=None)
-    return shifted_logprobs(logits[0], ids)
+    return _run(model, input_ids=ids[None], position_ids=pos[None], attention_mask=None)[0]
 
 
 def _padded_buckets(model: torch.nn.Module, ids: torch.Tensor, cu: np.ndarray) -> torch.Tensor:
     lengths = np.diff(cu)
     pieces: list[torch.Tensor] = []
-    owners: list[np.ndarray] = []
+    owners: list[int] = []
     for bucket in bucket_sequences(lengths, int(lengths.sum())):
         t = int(lengths[bucket].max())
         rows = torch.zeros(len(bucket), t, dtype=ids.dtype, device=ids.device)
@@ -195,23 +203,29 @@ def _padded_buckets(model: torch.nn.Module, ids: torch.Tensor, cu: np.ndarray) -
             rows[r, : lengths[s]] = ids[cu[s] : cu[s + 1]]
             mask[r, : lengths[s]] = 1
         positions = torch.arange(t, device=ids.device).expand(len(bucket), t)
-        logits = _forward_logits(model, input_ids=rows, attention_mask=mask, position_ids=positions)
-        lp = shifted_logprobs(logits, rows)
+        states = _run(model, input_ids=rows, attention_mask=mask, position_ids=positions)
         for r, s in enumerate(bucket):
-            pieces.append(lp[r, : lengths[s]])
-            owners.append(np.array([s]))
+            pieces.append(states[r, : lengths[s]])
+            owners.append(int(s))
     # Put the per-sequence pieces back in flat (cu_seqlens) order.
-    order = np.argsort(np.concatenate(owners), kind="stable")
+    order = np.argsort(np.asarray(owners), kind="stable")
     return torch.cat([pieces[i] for i in order])
 
 
-def token_logprobs(model: torch.nn.Module, mb: Mapping[str, Any], *, path: str | None = None) -> torch.Tensor:
+def token_logprobs(
+    model: torch.nn.Module,
+    mb: Mapping[str, Any],
+    *,
+    path: str | None = None,
+    targets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``log pi(token j | earlier tokens of its own sequence)`` for every token of a packed
     micro-batch, as a flat fp32 tensor aligned to ``mb["input_ids"]``, 0 at each sequence's first
     token. ``mb`` holds ``input_ids``, ``position_ids`` (restarting per sequence) and ``cu_seqlens``
     (numpy arrays or tensors, as :func:`empg.core.build_microbatch` returns them). ``path`` is one of
-    :data:`PATHS` or ``None`` (choose, see :func:`choose_path`). Differentiable: call it under
-    ``torch.no_grad()`` when no gradient is wanted."""
+    :data:`PATHS` or ``None`` (choose, see :func:`choose_path`). ``targets`` (bool, one per token)
+    limits the work to those tokens (the LM head runs only at the positions predicting them; the
+    others hold 0). Differentiable: call it under ``torch.no_grad()`` when no gradient is wanted."""
     device = next(model.parameters()).device
     ids = _as_tensor(mb, "input_ids", device, torch.long)
     pos = _as_tensor(mb, "position_ids", device, torch.long)
@@ -221,16 +235,24 @@ def token_logprobs(model: torch.nn.Module, mb: Mapping[str, Any], *, path: str |
     if chosen == "flash_varlen":
         if device.type != "cuda" or not flash_attn_available():
             raise ConfigError("path='flash_varlen' needs a CUDA device and the flash_attn package")
-        out = _flash_varlen(model, ids, pos, cu)
+        states = _flash_varlen(model, ids, pos, cu)
     elif chosen == "packed_sdpa":
-        out = _packed_sdpa(model, ids, pos)
+        states = _packed_sdpa(model, ids, pos)
     elif chosen == "padded_buckets":
-        out = _padded_buckets(model, ids, cu)
+        states = _padded_buckets(model, ids, cu)
     else:
         raise ConfigError(f"attention path {chosen!r} is not one of {PATHS}")
-    # A sequence's first token has no context inside its sequence: its slot holds 0 on every path.
-    starts = torch.as_tensor(cu[:-1], device=out.device)
-    return out.index_fill(0, starts, 0.0)
+    # A sequence's first token has no context inside its sequence: it is never a target.
+    wanted = torch.ones(ids.numel(), dtype=torch.bool, device=device)
+    if targets is not None:
+        if targets.numel() != ids.numel():
+            raise InvalidInputError(f"targets has {targets.numel()} entries, 'input_ids' {ids.numel()}")
+        wanted = targets.reshape(-1).to(device=device, dtype=torch.bool).clone()
+    wanted[torch.as_tensor(cu[:-1], device=device)] = False
+    where = torch.nonzero(wanted).reshape(-1)
+    head = None if _post_processes_logits(model) else getattr(model, "get_output_embeddings")()
+    values = selected_logprobs(states[where - 1], ids[where], head)
+    return torch.zeros(ids.numel(), dtype=torch.float32, device=device).index_put((where,), values)
 
 
 def masked_token_logprobs(
@@ -241,10 +263,11 @@ def masked_token_logprobs(
     *,
     path: str | None = None,
 ) -> torch.Tensor:
-    """:func:`token_logprobs` of one packed row, kept where ``loss_mask`` is True (in order): the
-    ``forward(model, input_ids, position_ids, loss_mask)`` shape an M-step takes. Sequence starts are
-    read from ``position_ids == 0``."""
+    """:func:`token_logprobs` of one packed row at the ``loss_mask`` positions only (in order): the
+    ``forward(model, input_ids, position_ids, loss_mask)`` an M-step takes
+    (:func:`empg.mstep.m_step`). Sequence starts are read from ``position_ids == 0``."""
     starts = torch.nonzero(position_ids.reshape(-1) == 0).reshape(-1).cpu()
     cu = torch.cat([starts, torch.tensor([input_ids.numel()])]).to(torch.int32)
     mb = {"input_ids": input_ids, "position_ids": position_ids, "cu_seqlens": cu}
-    return token_logprobs(model, mb, path=path)[loss_mask.reshape(-1).to(torch.bool)]
+    mask = loss_mask.reshape(-1).to(torch.bool)
+    return token_logprobs(model, mb, path=path, targets=mask)[mask.to(input_ids.device)]
