@@ -18,8 +18,9 @@ FINISH_REASONS = {"stop": "stop", "length": "length"}
 
 def to_vllm_sampling_params(params: SamplingParams) -> Any:
     """vLLM's ``SamplingParams`` for one E-step: ``n`` = K, temperature, top-p, ``max_tokens``, stop
-    strings (kept in the text so that text and token ids agree), seed, and the sampled token's
-    log-prob (``logprobs=0``) when ``params.return_logprobs``."""
+    strings, seed, and the sampled token's log-prob (``logprobs=0``) when ``params.return_logprobs``.
+    As in the transformers sampler, a stop string ends the text before it while the token ids keep
+    the token that completed it (``include_stop_str_in_output=False``)."""
     import vllm
 
     return vllm.SamplingParams(
@@ -28,7 +29,7 @@ def to_vllm_sampling_params(params: SamplingParams) -> Any:
         top_p=params.top_p,
         max_tokens=params.max_new_tokens,
         stop=list(params.stop) or None,
-        include_stop_str_in_output=True,
+        include_stop_str_in_output=False,
         seed=params.seed,
         logprobs=0 if params.return_logprobs else None,
     )
