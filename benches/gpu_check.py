@@ -205,6 +205,8 @@ def attention_paths(model: torch.nn.Module, rollouts: list[Any], device: torch.d
     for path, fn in forwards.items():
         with torch.no_grad(), parts.autocast(device):
             outs[path] = fn().float()
+        with parts.autocast(device):
+            fn().sum().backward()  # warm-up: first backward pays one-off costs
         parts.sync(device)
         t0 = time.perf_counter()
         for _ in range(3):
