@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 WHEEL="$(ls -t target/wheels/empg-*.whl 2>/dev/null | head -n 1 || true)"
 if [ -z "$WHEEL" ]; then
-  echo "no target/wheels/empg-*.whl: run 'maturin build --release' first" >&2
+  echo "no target/wheels/empg-*.whl: build it first (benches/README.md, GPU check)" >&2
   exit 2
 fi
 SITE="$(mktemp -d)"
