@@ -20,11 +20,14 @@ def _transformers(model: Any, tokenizer: Any, cfg: Any) -> Sampler:
 
 
 def _vllm(model: Any, tokenizer: Any, cfg: Any) -> Sampler:
-    # vLLM itself is imported when the engine starts; a missing install raises ImportError naming
-    # the extra (pip install 'empg[vllm]'), an unsupported release ConfigError.
-    from empg.samplers.vllm import VLLMSampler
-
-    return VLLMSampler.from_config(cfg, model, tokenizer)
+    try:
+        from empg.samplers.vllm import VLLMSampler
+    except ImportError as e:
+        raise ConfigError(
+            f"sampling.sampler=vllm: cannot import empg.samplers.vllm ({e}); install vLLM "
+            "(pip install vllm, CUDA only) or use sampling.sampler=transformers"
+        ) from None
+    return VLLMSampler.from_config(cfg, model, tokenizer)  # type: ignore[no-any-return]
 
 
 SAMPLERS: dict[str, Callable[[Any, Any, Any], Sampler]] = {
