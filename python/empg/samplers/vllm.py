@@ -184,7 +184,8 @@ class VLLMSampler:
         weights = vllm_named_weights(model.named_parameters(), tie_word_embeddings=tied)
         with torch.no_grad():
             self.llm.llm_engine.apply_model(lambda engine_model: engine_model.load_weights(weights=weights))
-        self.llm.reset_prefix_cache()
+        if "kv_cache" not in self._sleeping:  # sleep(level=1) already cleared it
+            self.llm.reset_prefix_cache()
 
     def sleep(self) -> None:
         """Offload the engine's weights to host memory and free its KV cache for the M-step."""
