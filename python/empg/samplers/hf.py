@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from empg.samplers.shared import SharedSamplerStats, sample_shared
 from empg.sampling import Rollout, SamplingParams
 
 
@@ -63,10 +64,13 @@ def cut_completion(tokenizer: Any, ids: list[int], stops: Sequence[str], eos_ids
 class TransformersSampler:
     """:class:`empg.sampling.Sampler` on ``transformers.generate``."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64, share_prefix: bool = True) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        # Fast path (default): empg.samplers.shared, each shared prefix encoded once.
+        self.share_prefix = share_prefix
+        self.shared_stats = SharedSamplerStats()
         eos = model.generation_config.eos_token_id
         eos_list = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {int(e) for e in eos_list if e is not None} | (
@@ -83,6 +87,15 @@ class TransformersSampler:
         once; its KV cache is repeated ``n`` times and handed to ``generate``, which then only
         decodes (K-fold less prefill work than ``generate`` on K copies, same distribution)."""
         n = params.n
+        if self.share_prefix:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                gen = sample_shared(self.model, self.tokenizer, prompts, params, eos_ids=self.eos_ids,
+                                    seed=seed, stats=self.shared_stats)
+            finally:
+                self.model.train(was_training)
+            return [cut_completion(self.tokenizer, g, params.stop, self.eos_ids) for g in gen]
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
