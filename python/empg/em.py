@@ -121,6 +121,7 @@ def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
         samples.ref_logp = score(s.ref_model, samples, token_budget=t.token_budget,
                                  autocast=s.cfg.model.bf16_autocast, share_prefix=s.cfg.model.share_prefix)
     settings = MStepSettings(algo=t.algo, epochs=t.epochs, mini_batch_size=t.mini_batch_size,
+                             steps_per_epoch=t.steps_per_epoch,
                              token_budget=t.token_budget, normalize=t.normalize,
                              max_grad_norm=t.max_grad_norm,
                              loss=LossParams(kl_beta=t.kl_beta, clip_eps=t.clip_eps),
@@ -201,7 +202,7 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
         s.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     s.optimizer = make_optimizer(model, lr=t.lr, weight_decay=t.weight_decay, betas=tuple(t.betas))
     total = t.iterations * num_steps(cfg.sampling.prompts_per_iteration * cfg.sampling.group_size,
-                                     t.mini_batch_size, t.epochs)
+                                     t.mini_batch_size, t.epochs, t.steps_per_epoch)
     s.scheduler = make_scheduler(s.optimizer, warmup_steps=t.warmup_steps, schedule=t.schedule,
                                  total_steps=total)
     if resume_from is not None:
