@@ -5,6 +5,11 @@ given temperature / top-p (no top-k), stopped per row at EOS or at a stop string
 check on the decoded completion). Each completion is cut right after the token that completes the
 stop string (its ``text`` ends before the stop string), so the M-step trains the model to stop.
 
+By default (``share_prefix=True``, config ``model.share_prefix``) the batch runs through
+:func:`empg.samplers.shared.sample_shared` instead: the prompts' common prefix and each prompt are
+encoded once, a hand-written decode loop drops finished rows; ``share_prefix=False`` is the plain
+``generate`` path described above, the reference in ``tests/test_prefix.py``.
+
 The sampler shares the trainer's model object when they live on the same device, so
 :meth:`sync_weights` is then a no-op; given another model it copies the weights in place.
 """
