@@ -118,7 +118,11 @@ def m_step(model: Any, prompts: list[list[int]], comps: list[list[int]]) -> dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--prompts", type=int, default=2, help="prompts per workload (K completions each)")
+    ap.add_argument("--prompts-a", type=int, default=2, help="GSM8K prompts (K completions each)")
+    ap.add_argument("--prompts-b", type=int, default=8,
+                    help="embedded-default prompts (8 = its prompts_per_iteration)")
+    ap.add_argument("--mstep-prompts", type=int, default=2,
+                    help="M-step on the samples of the first N prompts (keeps the plain side short)")
     ap.add_argument("--gsm8k-tokens", type=int, default=48, help="max new tokens on GSM8K")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -133,15 +137,18 @@ def main() -> None:
     tok = load_tokenizer("smollm2-135m-instruct")
     model = load_model("smollm2-135m-instruct").eval()
     lines = ["| workload | phase | path | tokens run | wall s | speed-up vs first row |", "|---|---|---|---:|---:|---:|"]
-    for name, label in (("gsm8k", "(a) GSM8K zero-shot"), ("arith", "(b) embedded default, 2-shot")):
-        prompts, stop, max_new = workload(name, tok, args.prompts, Path(args.data), args.gsm8k_tokens)
+    for name, label, n_prompts in (("gsm8k", "(a) GSM8K zero-shot", args.prompts_a),
+                                   ("arith", "(b) embedded default, 2-shot", args.prompts_b)):
+        prompts, stop, max_new = workload(name, tok, n_prompts, Path(args.data), args.gsm8k_tokens)
         print(f"{label}: {len(prompts)} prompts x K={args.k}, prompt lengths {[len(p) for p in prompts]}, "
               f"max_new_tokens {max_new}", flush=True)
         e, ps, cs = e_step(model, tok, prompts, stop, args.k, max_new)
         model.train()
-        m = m_step(model, ps, cs)
+        keep = args.mstep_prompts * args.k
+        m = m_step(model, ps[:keep], cs[:keep])
         model.eval()
-        print(f"  completions: {sum(map(len, cs))} tokens, mean {np.mean([len(c) for c in cs]):.1f}", flush=True)
+        print(f"  completions: {sum(map(len, cs))} tokens, mean {np.mean([len(c) for c in cs]):.1f}, "
+              f"max {max(map(len, cs))}; M-step on the first {min(keep, len(cs))} sequences", flush=True)
         for phase, res in (("E-step", e), ("M-step", dict(list(m.items())[:2])), ("score", dict(list(m.items())[2:]))):
             first = next(iter(res.values()))[0]
             for path, (t, toks) in res.items():
@@ -155,7 +162,8 @@ def main() -> None:
             "# bench_prefix: shared prefixes computed once vs the plain paths\n\n"
             f"Machine: {machine_line()}; torch {torch.__version__}, {threads} torch thread(s).\n"
             f"Load (shared machine, other jobs running): before `{load}`; after `{load_after}`.\n"
-            f"Command: `python benches/bench_prefix.py --prompts {args.prompts} --k {args.k} --gsm8k-tokens {args.gsm8k_tokens} --out {args.out}`\n\n"
+            f"Command: `python benches/bench_prefix.py --prompts-a {args.prompts_a} --prompts-b {args.prompts_b} "
+            f"--mstep-prompts {args.mstep_prompts} --k {args.k} --gsm8k-tokens {args.gsm8k_tokens} --out {args.out}`\n\n"
             + "\n".join(lines) + "\n")
 
 

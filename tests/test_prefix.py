@@ -174,3 +174,16 @@ def test_config_switch_defaults_on():
 
     assert load_config().model.share_prefix is True
     assert load_config(overrides=["share_prefix=false"]).model.share_prefix is False
+
+
+def test_sampled_tokens_follow_the_distribution():
+    """The categorical draw (exponential race) matches softmax(logits / T) on a small vocabulary."""
+    from empg.samplers.shared import next_tokens
+
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0]]).repeat(40000, 1)
+    params = SamplingParams(temperature=0.7)
+    gen = torch.Generator().manual_seed(0)
+    freq = torch.bincount(next_tokens(logits, params, gen), minlength=5).double() / len(logits)
+    expected = torch.softmax(logits[0].double() / 0.7, -1)
+    assert (freq - expected).abs().max() < 0.01
+    assert freq[-1] == 0

@@ -132,6 +132,28 @@ def shared_tokens(samples: Any, index: np.ndarray) -> int:
         samples.completion_lens[index].sum())
 
 
+def length_buckets(lengths: np.ndarray, overhead: int = 32) -> list[np.ndarray]:
+    """Rows grouped into right-padded batches of similar length: the split of the rows (sorted by
+    length) minimising padded tokens + ``overhead`` tokens per extra forward (dynamic programming).
+    Completions of uneven length padded to the longest would otherwise waste most of the work."""
+    order = np.argsort(-lengths, kind="stable")
+    sorted_len = lengths[order].astype(np.int64)
+    n = len(order)
+    best = np.zeros(n + 1)
+    back = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):
+        i = np.arange(j)
+        cand = best[:j] + (j - i) * sorted_len[:j] + overhead
+        back[j] = int(np.argmin(cand))
+        best[j] = cand[back[j]]
+    out: list[np.ndarray] = []
+    j = n
+    while j > 0:
+        out.append(order[back[j]: j])
+        j = back[j]
+    return out[::-1]
+
+
 def _cache(kv: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
     return DynamicCache(ddp_cache_data=kv)
 
@@ -187,19 +209,26 @@ def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray) -> torch.
     comps = [samples.flat.tokens[samples.flat.offsets[i] + samples.prompt_lens[i]: samples.flat.offsets[i + 1]]
              for i in seqs]
     rows = torch.from_numpy(seq_group).to(device)
+    n_seq = len(seqs)
     parts = [first_hidden[rows]]  # hidden state predicting each sequence's first completion token
-    step = max(len(c) for c in comps) - 1
-    if step > 0:
-        c_ids, c_mask = right_padded([c[:-1].astype(np.int64) for c in comps], 0, device)
-        c_pos = (prefix + sfx_len[rows])[:, None] + torch.arange(step, device=device)[None]
-        c_past = _cache([(k[rows], v[rows]) for k, v in group_kv])
-        c_out = base(input_ids=c_ids, position_ids=c_pos, attention_mask=torch.cat([mask[rows], c_mask], 1),
+    start = np.zeros(n_seq, dtype=np.int64)  # where each row's other predicting states begin
+    offset = n_seq
+    for bucket in length_buckets(np.array([max(len(c) - 1, 0) for c in comps])):
+        width = max(len(comps[r]) for r in bucket) - 1
+        if width <= 0:
+            continue
+        b_rows = rows[torch.from_numpy(bucket).to(device)]
+        c_ids, c_mask = right_padded([comps[r][:-1].astype(np.int64) for r in bucket], 0, device)
+        c_pos = (prefix + sfx_len[b_rows])[:, None] + torch.arange(width, device=device)[None]
+        c_past = _cache([(k[b_rows], v[b_rows]) for k, v in group_kv])
+        c_out = base(input_ids=c_ids, position_ids=c_pos, attention_mask=torch.cat([mask[b_rows], c_mask], 1),
                      past_key_values=c_past, use_cache=True)
         parts.append(c_out.last_hidden_state.reshape(-1, c_out.last_hidden_state.shape[-1]))
+        start[bucket] = offset + np.arange(len(bucket)) * width
+        offset += len(bucket) * width
     hidden = torch.cat(parts, 0)
 
     # Gather, per sequence of ``index`` in order, the hidden states that predict its tokens.
-    n_seq = len(seqs)
     row_of = {int(i): r for r, i in enumerate(seqs)}
     pick: list[np.ndarray] = []
     targets: list[np.ndarray] = []
@@ -208,7 +237,7 @@ def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray) -> torch.
         c = comps[r]
         if len(c) == 0:
             continue
-        pick.append(np.concatenate([[r], n_seq + r * step + np.arange(len(c) - 1)]).astype(np.int64))
+        pick.append(np.concatenate([[r], start[r] + np.arange(len(c) - 1)]).astype(np.int64))
         targets.append(c.astype(np.int64))
     sel = torch.from_numpy(np.concatenate(pick or [np.zeros(0, np.int64)])).to(device)
     tgt = torch.from_numpy(np.concatenate(targets or [np.zeros(0, np.int64)])).to(device)

@@ -9,8 +9,8 @@ One call samples ``n`` completions of each of G prompts (B = G·n rows):
    distribution of its group;
 3. the G-row cache is repeated ``n`` times along the batch (``batch_repeat_interleave``: copied,
    not recomputed) and a hand-written loop decodes one token per step for the rows still running:
-   temperature, top-p (the same filter as transformers' ``TopPLogitsWarper``), multinomial draws
-   from a ``torch.Generator`` seeded per call;
+   temperature, top-p (the same filter as transformers' ``TopPLogitsWarper``), categorical draws
+   (exponential race) from a ``torch.Generator`` seeded per call;
 4. a row finishes at EOS or when the text of its last few tokens contains a stop string (only the
    tail is decoded, never the whole completion); finished rows are dropped from the batch and from
    the cache (``batch_select_indices``), so they cost nothing afterwards.
@@ -66,7 +66,10 @@ def next_tokens(logits: torch.Tensor, params: SamplingParams, gen: torch.Generat
     if params.temperature <= 0:
         return logits.argmax(dim=-1)
     probs = top_p_filter(logits / params.temperature, params.top_p).softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    # argmax p_i / E_i with E_i ~ Exp(1) picks i with probability p_i (exponential race): the
+    # multinomial distribution, several times cheaper than torch.multinomial on a CPU vocabulary.
+    race = torch.empty_like(probs).exponential_(generator=gen)
+    return (probs / race).argmax(dim=-1)
 
 
 class StopChecker:
