@@ -39,6 +39,7 @@ from empg import checkpoint as ckpt
 from empg.config import Config, dump_yaml
 from empg.core import group_weights
 from empg.evaluation import evaluate
+from empg.exceptions import DataError
 from empg.losses import LOSSES, LossParams
 from empg.metrics import RunLogger, behaviour_rates
 from empg.mstep import MStepSettings, Samples, make_optimizer, make_scheduler, num_steps, score
@@ -163,6 +164,20 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
     from empg.data import load_problems
     from empg.prompts import get_template
 
+    # Data and template first: their errors come before any model loads.
+    d = cfg.data
+    task = "arith" if d.source == "arith" else ("gsm8k" if d.source == "gsm8k" else "math")
+    template = get_template(d.template, fewshot=d.fewshot, task=task)
+    common = dict(path=d.path or None, levels=d.levels or None, skip_bad_rows=True)
+    train, _ = load_problems(d.source, split=d.train_split, limit=d.limit or None,
+                             shuffle_seed=d.shuffle_seed, **common)
+    test, _ = load_problems(d.source, split=d.eval_split, limit=d.eval_limit or None,
+                            shuffle_seed=d.shuffle_seed if d.source == "arith" else None, **common)
+    if not train or not test:
+        raise DataError(f"data.source={d.source!r}: {len(train)} training and {len(test)} held-out "
+                        "problems; both must be non-empty")
+    print(f"empg: {len(train)} training problems ({d.train_split}), {len(test)} held-out "
+          f"({d.eval_split}) from {d.source}", flush=True)
     device = resolve_device(cfg.model.device)
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads(cfg.model.threads))
@@ -178,14 +193,6 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
 
-    d = cfg.data
-    task = "arith" if d.source == "arith" else ("gsm8k" if d.source == "gsm8k" else "math")
-    template = get_template(d.template, fewshot=d.fewshot, task=task)
-    common = dict(path=d.path or None, levels=d.levels or None, skip_bad_rows=True)
-    train, _ = load_problems(d.source, split=d.train_split, limit=d.limit or None,
-                             shuffle_seed=d.shuffle_seed, **common)
-    test, _ = load_problems(d.source, split=d.eval_split, limit=d.eval_limit or None,
-                            shuffle_seed=d.shuffle_seed if d.source == "arith" else None, **common)
     stop = tuple(dict.fromkeys(list(template.stop) + list(cfg.sampling.stop)))
     s = Setup(
         cfg=cfg, model=model, tokenizer=tokenizer,
@@ -265,7 +272,7 @@ def train(cfg: Config) -> dict[str, Any]:
         print(f"empg: resumed from {s.extra['resumed_from']} at iteration {s.iteration}", flush=True)
     smp, t = cfg.sampling, cfg.train
     last_eval: dict[str, Any] = {}
-    if s.iteration == 0:
+    if s.iteration == 0 and cfg.eval.before:
         last_eval = _eval_and_log(s, 0)
         print(f"empg: before training: {_fmt(last_eval)}", flush=True)
     bar = _progress(cfg, s.iteration)
