@@ -34,7 +34,7 @@ CUDA; the cache path is used on every device.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ def can_share(model: Any) -> bool:
     return not getattr(model, "is_gradient_checkpointing", False)
 
 
-def common_prefix_len(seqs: list[np.ndarray] | list[list[int]]) -> int:
+def common_prefix_len(seqs: Sequence[Sequence[int]] | Sequence[np.ndarray]) -> int:
     """Length of the longest common prefix, capped at ``min(len) - 1`` so every sequence keeps at
     least one token of its own (its last prompt token predicts the first completion token)."""
     if not seqs:
