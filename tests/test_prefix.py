@@ -145,6 +145,14 @@ def test_greedy_sampling_shared_equals_plain(tokenizer, fewshot):
     assert any(f == "stop" and len(ids) < 10 for ids, _, f in got)
 
 
+def test_empty_prompt_is_a_clear_error(tokenizer):
+    from empg.exceptions import InvalidInputError
+
+    sampler = TransformersSampler(_model(torch.float32), tokenizer, share_prefix=True)
+    with pytest.raises(InvalidInputError, match="prompt 1 "):
+        sampler.generate([[5, 6], []], SamplingParams(n=2, max_new_tokens=2))
+
+
 def test_seeded_sampling_is_reproducible_and_seed_dependent(tokenizer):
     model = _model(torch.float32, seed=5).eval()
     prompts = _prompts(tokenizer, 2)[:2]

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from empg.exceptions import InvalidInputError
 from empg.sampling import SamplingParams
 from empg.shared_forward import common_prefix_len, right_padded
 
@@ -103,6 +104,9 @@ def sample_shared(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], 
         gen = torch.Generator(device=device)
         gen.manual_seed(int(seed))
     prompts = [list(p) for p in prompts]
+    empty = [i for i, p in enumerate(prompts) if not p]
+    if empty:
+        raise InvalidInputError(f"prompt {empty[0]} of the batch is empty (needs at least one token)")
     prefix = common_prefix_len(prompts)
 
     # 1-2. Common prefix once, then each prompt's own part once on the expanded prefix cache.
