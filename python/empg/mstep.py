@@ -160,7 +160,7 @@ def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = T
     device = next(model.parameters()).device
     out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(samples)
     clens = samples.completion_lens
-    share = share_prefix and can_share(model)
+    share = share_prefix and forward is token_logprobs and can_share(model)  # else plain
     for micro in _microbatches(samples, np.arange(len(samples)), token_budget, device, share):
         with autocast_for(device, autocast):
             lp = _logprobs(model, samples, micro, forward)
@@ -191,7 +191,7 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     coef_seq[index] = normaliser_coefficients(samples.completion_lens[index], settings.normalize)
     total, tokens = 0.0, 0
     stats_sum: dict[str, float] = {}
-    share = settings.share_prefix and can_share(model)
+    share = settings.share_prefix and forward is token_logprobs and can_share(model)  # else plain
     for micro in _microbatches(samples, index, settings.token_budget, device, share):
         t = micro.tensors
         with autocast_for(device, settings.bf16_autocast):
