@@ -29,6 +29,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False  # trade compute for activation memory in the M-step
     bf16_autocast: bool = True  # on CUDA, run the M-step forward under bf16 autocast
     threads: int = 0  # torch CPU threads (0 = auto: the cores not busy by load average)
+    share_prefix: bool = True  # run shared prompt prefixes once in sampling and M-step (exact)
 
 
 @dataclass
@@ -233,7 +234,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 # Short aliases a user types most (``algo=grpo``, ``resume=true``).
 ALIASES = {"algo": "train.algo", "resume": "checkpoint.resume", "run_dir": "log.run_dir",
-           "model": "model.name", "sampler": "sampling.sampler"}
+           "model": "model.name", "sampler": "sampling.sampler",
+           "share_prefix": "model.share_prefix"}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

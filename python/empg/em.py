@@ -117,16 +117,17 @@ def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
     t = s.cfg.train
     if LOSSES[t.algo].needs_old_logp:
         samples.old_logp = score(s.model, samples, token_budget=t.token_budget,
-                                 autocast=s.cfg.model.bf16_autocast)
+                                 autocast=s.cfg.model.bf16_autocast, share_prefix=s.cfg.model.share_prefix)
     if t.kl_beta > 0:
         samples.ref_logp = score(s.ref_model, samples, token_budget=t.token_budget,
-                                 autocast=s.cfg.model.bf16_autocast)
+                                 autocast=s.cfg.model.bf16_autocast, share_prefix=s.cfg.model.share_prefix)
     settings = MStepSettings(algo=t.algo, epochs=t.epochs, mini_batch_size=t.mini_batch_size,
                              steps_per_epoch=t.steps_per_epoch,
                              token_budget=t.token_budget, normalize=t.normalize,
                              max_grad_norm=t.max_grad_norm,
                              loss=LossParams(kl_beta=t.kl_beta, clip_eps=t.clip_eps),
-                             bf16_autocast=s.cfg.model.bf16_autocast)
+                             bf16_autocast=s.cfg.model.bf16_autocast,
+                             share_prefix=s.cfg.model.share_prefix)
     rng = np.random.default_rng([t.seed, iteration])
     return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng)
 

@@ -25,6 +25,7 @@ import torch
 from empg.core import FlatSequences, build_microbatch, flatten_sequences, pack_microbatches
 from empg.exceptions import TrainingError
 from empg.losses import LOSSES, LossParams, TokenBatch, normaliser_coefficients
+from empg.shared_forward import can_share, shared_microbatches, shared_token_logprobs
 
 
 @dataclass
@@ -69,6 +70,7 @@ class MStepSettings:
     max_grad_norm: float = 1.0
     loss: LossParams = field(default_factory=LossParams)
     bf16_autocast: bool = True
+    share_prefix: bool = False  # compute shared prompt prefixes once (empg.shared_forward)
 
 
 def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
@@ -106,12 +108,19 @@ class _Micro:
     index: np.ndarray  # sequence indices, in buffer order
     tensors: dict[str, torch.Tensor]
     seq_of_token: np.ndarray  # for each completion token: its sequence
+    shared: bool = False  # run by empg.shared_forward (tensors hold only token_weights)
 
 
 def _microbatches(samples: Samples, index: np.ndarray, budget: int,
-                  device: torch.device) -> Iterator[_Micro]:
-    groups = pack_microbatches(samples.lengths[index], budget, allow_oversize=True)
+                  device: torch.device, share: bool = False) -> Iterator[_Micro]:
     clens = samples.completion_lens
+    if share:
+        for idx in shared_microbatches(samples, index, budget):
+            w = np.repeat(samples.weights[idx], clens[idx]).astype(np.float32)
+            yield _Micro(idx, {"token_weights": torch.from_numpy(w).to(device)},
+                         np.repeat(idx, clens[idx]), shared=True)
+        return
+    groups = pack_microbatches(samples.lengths[index], budget, allow_oversize=True)
     for g in groups:
         idx = index[g]
         mb = build_microbatch(samples.flat.tokens, samples.flat.offsets, samples.prompt_lens,
@@ -129,6 +138,13 @@ def _microbatches(samples: Samples, index: np.ndarray, budget: int,
         yield _Micro(idx, tensors, seq_of_token)
 
 
+def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn) -> torch.Tensor:
+    if micro.shared:
+        return shared_token_logprobs(model, samples, micro.index)
+    t = micro.tensors
+    return forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
+
+
 def _concat(per_seq: list[np.ndarray], idx: np.ndarray, device: torch.device) -> torch.Tensor:
     parts = [per_seq[i] for i in idx]
     arr = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
@@ -137,16 +153,17 @@ def _concat(per_seq: list[np.ndarray], idx: np.ndarray, device: torch.device) ->
 
 @torch.no_grad()
 def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = True,
-          forward: ForwardFn = token_logprobs) -> list[np.ndarray]:
+          forward: ForwardFn = token_logprobs, share_prefix: bool = False) -> list[np.ndarray]:
     """Per-sequence log-probs of the completion tokens under ``model`` (no grad): the GRPO "old"
-    log-probs right after the E-step, or the frozen reference's."""
+    log-probs right after the E-step, or the frozen reference's (``share_prefix``: each shared
+    prompt prefix run once, see :mod:`empg.shared_forward`)."""
     device = next(model.parameters()).device
     out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(samples)
     clens = samples.completion_lens
-    for micro in _microbatches(samples, np.arange(len(samples)), token_budget, device):
-        t = micro.tensors
+    share = share_prefix and forward is token_logprobs and can_share(model)  # else plain
+    for micro in _microbatches(samples, np.arange(len(samples)), token_budget, device, share):
         with autocast_for(device, autocast):
-            lp = forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
+            lp = _logprobs(model, samples, micro, forward)
         lp_np = lp.float().cpu().numpy()
         start = 0
         for i in micro.index:
@@ -174,10 +191,11 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     coef_seq[index] = normaliser_coefficients(samples.completion_lens[index], settings.normalize)
     total, tokens = 0.0, 0
     stats_sum: dict[str, float] = {}
-    for micro in _microbatches(samples, index, settings.token_budget, device):
+    share = settings.share_prefix and forward is token_logprobs and can_share(model)  # else plain
+    for micro in _microbatches(samples, index, settings.token_budget, device, share):
         t = micro.tensors
         with autocast_for(device, settings.bf16_autocast):
-            logp = forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
+            logp = _logprobs(model, samples, micro, forward)
         tok = TokenBatch(
             logp=logp.float(),
             weight=t["token_weights"],

@@ -16,7 +16,8 @@ from empg.sampling import Sampler
 def _transformers(model: Any, tokenizer: Any, cfg: Any) -> Sampler:
     from empg.samplers.hf import TransformersSampler
 
-    return TransformersSampler(model, tokenizer, batch_size=cfg.sampling.batch_size)
+    return TransformersSampler(model, tokenizer, batch_size=cfg.sampling.batch_size,
+                               share_prefix=cfg.model.share_prefix)
 
 
 def _vllm(model: Any, tokenizer: Any, cfg: Any) -> Sampler:

@@ -5,6 +5,11 @@ given temperature / top-p (no top-k), stopped per row at EOS or at a stop string
 check on the decoded completion). Each completion is cut right after the token that completes the
 stop string (its ``text`` ends before the stop string), so the M-step trains the model to stop.
 
+By default (``share_prefix=True``, config ``model.share_prefix``) the batch runs through
+:func:`empg.samplers.shared.sample_shared` instead: the prompts' common prefix and each prompt are
+encoded once, a hand-written decode loop drops finished rows; ``share_prefix=False`` is the plain
+``generate`` path described above, the reference in ``tests/test_prefix.py``.
+
 The sampler shares the trainer's model object when they live on the same device, so
 :meth:`sync_weights` is then a no-op; given another model it copies the weights in place.
 """
@@ -16,6 +21,7 @@ from typing import Any, Sequence
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from empg.samplers.shared import SharedSamplerStats, sample_shared
 from empg.sampling import Rollout, SamplingParams
 
 
@@ -63,10 +69,13 @@ def cut_completion(tokenizer: Any, ids: list[int], stops: Sequence[str], eos_ids
 class TransformersSampler:
     """:class:`empg.sampling.Sampler` on ``transformers.generate``."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64, share_prefix: bool = True) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        # Fast path (default): empg.samplers.shared, each shared prefix encoded once.
+        self.share_prefix = share_prefix
+        self.shared_stats = SharedSamplerStats()
         eos = model.generation_config.eos_token_id
         eos_list = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {int(e) for e in eos_list if e is not None} | (
@@ -83,6 +92,15 @@ class TransformersSampler:
         once; its KV cache is repeated ``n`` times and handed to ``generate``, which then only
         decodes (K-fold less prefill work than ``generate`` on K copies, same distribution)."""
         n = params.n
+        if self.share_prefix:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                gen = sample_shared(self.model, self.tokenizer, prompts, params, eos_ids=self.eos_ids,
+                                    seed=seed, stats=self.shared_stats)
+            finally:
+                self.model.train(was_training)
+            return [cut_completion(self.tokenizer, g, params.stop, self.eos_ids) for g in gen]
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)

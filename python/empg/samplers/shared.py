@@ -1,0 +1,163 @@
+"""Prefix-shared sampling for the transformers backend: each shared prefix is encoded once.
+
+One call samples ``n`` completions of each of G prompts (B = G·n rows):
+
+1. the longest common token prefix ``S`` of the G prompts (instruction + few-shot part of the
+   template, found on the tokens, no template knowledge needed) runs once, batch 1;
+2. each prompt's own part runs once, one row per prompt (right-padded, 2-D mask), on ``S``'s
+   key/value cache expanded to G rows; the last prompt token's logits give the first-token
+   distribution of its group;
+3. the G-row cache is repeated ``n`` times along the batch (``batch_repeat_interleave``: copied,
+   not recomputed) and a hand-written loop decodes one token per step for the rows still running:
+   temperature, top-p (the same filter as transformers' ``TopPLogitsWarper``), categorical draws
+   (exponential race) from a ``torch.Generator`` seeded per call;
+4. a row finishes at EOS or when the text of its last few tokens contains a stop string (only the
+   tail is decoded, never the whole completion); finished rows are dropped from the batch and from
+   the cache (``batch_select_indices``), so they cost nothing afterwards.
+
+Positions are the plain ones (prompt tokens at 0.., token t of the completion at
+``len(prompt) + t``), so with greedy decoding the token ids equal those of ``generate`` on the
+plain batch (``tests/test_prefix.py``), and with sampling the distribution is the same.
+:attr:`SharedSamplerStats` counts the tokens each phase ran through the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from empg.exceptions import InvalidInputError
+from empg.sampling import SamplingParams
+from empg.shared_forward import common_prefix_len, right_padded
+
+
+@dataclass
+class SharedSamplerStats:
+    """Tokens run through the model by the last calls (accumulated until reset)."""
+
+    prefix_tokens: int = 0  # the common prefix, once per call
+    prompt_tokens: int = 0  # each distinct prompt's own part, with padding
+    decode_tokens: int = 0  # one per running row per step
+
+    @property
+    def total(self) -> int:
+        return self.prefix_tokens + self.prompt_tokens + self.decode_tokens
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probability reaches ``top_p`` (at least
+    one); the others get −inf. Same rule as transformers' ``TopPLogitsWarper``."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=False)
+    cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove_sorted = cum <= (1 - top_p)
+    remove_sorted[..., -1:] = False
+    remove = remove_sorted.scatter(1, order, remove_sorted)
+    return logits.masked_fill(remove, float("-inf"))
+
+
+def next_tokens(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
+    """One token per row: argmax at temperature 0, else temperature + top-p + multinomial."""
+    logits = logits.float()
+    if params.temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = top_p_filter(logits / params.temperature, params.top_p).softmax(dim=-1)
+    # argmax p_i / E_i with E_i ~ Exp(1) picks i with probability p_i (exponential race): the
+    # multinomial distribution, several times cheaper than torch.multinomial on a CPU vocabulary.
+    race = torch.empty_like(probs).exponential_(generator=gen)
+    return (probs / race).argmax(dim=-1)
+
+
+class StopChecker:
+    """Stop strings checked on the last few tokens of each row: a stop string completed by the
+    newest token lies within the text of the last ``window`` tokens (a token decodes to at least
+    one character, plus slack for tokens that merge), so earlier text is never decoded again."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str]) -> None:
+        self.tokenizer = tokenizer
+        self.stops = [s for s in stops if s]
+        self.window = max((len(s) for s in self.stops), default=0) + 3
+
+    def hits(self, rows: list[list[int]]) -> list[bool]:
+        if not self.stops:
+            return [False] * len(rows)
+        tails = self.tokenizer.batch_decode([r[-self.window:] for r in rows], skip_special_tokens=True)
+        return [any(s in t for s in self.stops) for t in tails]
+
+
+@torch.no_grad()
+def sample_shared(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                  *, eos_ids: set[int], seed: int | None, stats: SharedSamplerStats | None = None
+                  ) -> list[list[int]]:
+    """``params.n`` generated id lists per prompt (prompt-major: row ``g * n + k``), each ending at
+    EOS or at the token that completes a stop string, or after ``max_new_tokens`` tokens."""
+    device = next(model.parameters()).device
+    n, n_prompts = params.n, len(prompts)
+    stats = stats if stats is not None else SharedSamplerStats()
+    gen = None
+    if seed is not None and params.temperature > 0:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(seed))
+    prompts = [list(p) for p in prompts]
+    empty = [i for i, p in enumerate(prompts) if not p]
+    if empty:
+        raise InvalidInputError(f"prompt {empty[0]} of the batch is empty (needs at least one token)")
+    prefix = common_prefix_len(prompts)
+
+    # 1-2. Common prefix once, then each prompt's own part once on the expanded prefix cache.
+    past = None
+    if prefix > 0:
+        ids = torch.tensor(prompts[0][:prefix], dtype=torch.long, device=device)[None]
+        out = model(input_ids=ids, position_ids=torch.arange(prefix, device=device)[None], use_cache=True,
+                    logits_to_keep=1)
+        past = DynamicCache(ddp_cache_data=[
+            (layer.keys.expand(n_prompts, -1, -1, -1), layer.values.expand(n_prompts, -1, -1, -1))
+            for layer in out.past_key_values.layers])
+        stats.prefix_tokens += prefix
+    own, own_mask = right_padded([np.array(p[prefix:], dtype=np.int64) for p in prompts], prompts[0][-1], device)
+    lens = own_mask.sum(1)
+    width = own.shape[1]
+    pos = prefix + torch.arange(width, device=device)[None].expand(n_prompts, -1)
+    mask = torch.cat([torch.ones(n_prompts, prefix, dtype=torch.long, device=device), own_mask], 1)
+    out = model.base_model(input_ids=own, position_ids=pos, attention_mask=mask, past_key_values=past,
+                           use_cache=True)
+    stats.prompt_tokens += own.numel()
+    last = out.last_hidden_state[torch.arange(n_prompts, device=device), lens - 1]
+    logits = model.get_output_embeddings()(last).float().repeat_interleave(n, 0)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(n)
+    mask = mask.repeat_interleave(n, 0)
+    next_pos = (prefix + lens).repeat_interleave(n, 0)
+
+    # 3-4. Decode the running rows; drop finished rows from the batch and the cache.
+    generated: list[list[int]] = [[] for _ in range(n_prompts * n)]
+    active = list(range(n_prompts * n))  # row id of each batch position
+    stop = StopChecker(tokenizer, params.stop)
+    for step in range(params.max_new_tokens):
+        tok = next_tokens(logits, params, gen)
+        tok_list = tok.tolist()
+        for r, t in zip(active, tok_list):
+            generated[r].append(t)
+        hit = stop.hits([generated[r] for r in active])
+        done = [t in eos_ids or h for t, h in zip(tok_list, hit)]
+        if step == params.max_new_tokens - 1 or all(done):
+            break
+        if any(done):
+            keep = torch.tensor([j for j, d in enumerate(done) if not d], device=device)
+            active = [r for r, d in zip(active, done) if not d]
+            cache.batch_select_indices(keep)
+            tok, mask, next_pos = tok[keep], mask[keep], next_pos[keep]
+        mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype, device=device)], 1)
+        out = model(input_ids=tok[:, None], position_ids=next_pos[:, None], attention_mask=mask,
+                    past_key_values=cache, use_cache=True)
+        stats.decode_tokens += len(active)
+        cache = out.past_key_values
+        logits = out.logits[:, -1]
+        next_pos = next_pos + 1
+    return generated
+
