@@ -52,7 +52,10 @@ def train_main(argv: list[str] | None = None) -> int:
 
         train(cfg)  # type: ignore[arg-type]
     except EmpgError as e:
-        print(f"empg-train: error: {e}", file=sys.stderr)
+        print(f"empg-train: error ({type(e).__name__}): {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full or unreadable while logging: name the file, no traceback
+        print(f"empg-train: error (OSError): {e}", file=sys.stderr)
         return 2
     return 0
 

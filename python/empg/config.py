@@ -44,6 +44,7 @@ class DataConfig:
     fewshot: int = 2  # worked examples in the prompt
     verify_style: str = "auto"  # answer extraction style for the verifier
     shuffle_seed: int = 0
+    skip_bad_rows: bool = False  # skip (and count in the logs) malformed rows instead of failing
 
 
 @dataclass
@@ -77,6 +78,7 @@ class TrainConfig:
     schedule: str = "constant"  # constant | linear | cosine (after warm-up)
     max_grad_norm: float = 1.0  # clip the gradient norm (0 = off)
     seed: int = 0
+    max_bad_steps: int = 3  # stop after this many optimizer steps in a row with a NaN/inf loss or grad
 
 
 @dataclass
@@ -300,6 +302,7 @@ def validate(cfg: Config) -> None:
     _need(t.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
     _need(t.max_grad_norm >= 0, "train.max_grad_norm", "must be >= 0")
     _need(t.kl_beta >= 0, "train.kl_beta", "must be >= 0")
+    _need(t.max_bad_steps >= 1, "train.max_bad_steps", f"must be >= 1, got {t.max_bad_steps}")
     _need(0 < t.clip_eps < 1, "train.clip_eps", "must be in (0, 1)")
     _need(cfg.model.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
           "must be float32, bfloat16 or float16")
