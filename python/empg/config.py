@@ -85,9 +85,9 @@ class TrainConfig:
 class EvalConfig:
     every: int = 0  # evaluate every N iterations (0 = only before and after training)
     greedy: bool = True  # greedy pass@1
-    samples: int = 1  # n samples per problem for sampled pass@1 / pass@k (0 = no sampled eval)
+    samples: int = 2  # n samples per problem for sampled pass@1 / pass@k (0 = no sampled eval)
     temperature: float = 1.0
-    pass_k: list[int] = field(default_factory=lambda: [1])  # k values of pass@k (k <= samples)
+    pass_k: list[int] = field(default_factory=lambda: [1, 2])  # k values of pass@k (k <= samples)
     max_new_tokens: int = 0  # 0 = sampling.max_new_tokens
 
 
@@ -139,13 +139,18 @@ def _known_keys(cls: type = Config, prefix: str = "") -> list[str]:
 
 
 def _unknown(key: str) -> ConfigError:
-    close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.5)
-    if not close:  # also match on the last component ("temperatur" -> sampling.temperature)
-        leaves: dict[str, str] = {}
-        for k in _known_keys():  # first section wins: sampling.temperature before eval.temperature
-            leaves.setdefault(k.rsplit(".", 1)[-1], k)
-        last = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)
-        close = [leaves[last[0]]] if last else []
+    known = _known_keys()
+    leaves: dict[str, str] = {}
+    for k in known:  # first section wins: sampling.temperature before eval.temperature
+        leaves.setdefault(k.rsplit(".", 1)[-1], k)
+    leaf = key.rsplit(".", 1)[-1]
+    if "." not in key and leaf in leaves:  # a bare field name: its section was left out
+        close = [leaves[leaf]]
+    else:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if not close:  # match on the last component alone ("train.temperatur")
+            last = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
+            close = [leaves[last[0]]] if last else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown config key {key!r}{hint}")
 
