@@ -45,7 +45,7 @@ def train_main(argv: list[str] | None = None) -> int:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("args", nargs="*", help="an optional config.yaml, then key=value overrides")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    ns = parser.parse_args(argv)
+    ns = parser.parse_intermixed_args(argv)  # --resume may come between the overrides
     try:
         cfg = _config(ns)
         from empg.em import train

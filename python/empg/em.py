@@ -219,6 +219,7 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
         state = ckpt.load_state(resume_from)
         s.optimizer.load_state_dict(state["optimizer"])
         s.scheduler.load_state_dict(state["scheduler"])
+        faults.use_config_lr(s.optimizer, s.scheduler, t.lr)  # e.g. resume with a lower lr
         ckpt.set_rng_state(state["rng"])
         s.iteration, s.data_pos = int(state["iteration"]), int(state["data_pos"])
         s.guard.in_row = int(state.get("bad_steps_in_row", 0))

@@ -96,6 +96,21 @@ def check_token_budget(cfg: Any, prompts: Sequence[Sequence[int]]) -> None:
             f"({longest} tokens) + sampling.max_new_tokens ({cfg.sampling.max_new_tokens}) = {need}")
 
 
+def use_config_lr(optimizer: Any, scheduler: Any, lr: float) -> None:
+    """After loading a checkpoint's optimizer and scheduler (which carry the OLD learning rate),
+    make ``train.lr`` of the current config the base rate, keeping the schedule's position: a user
+    who resumes with a lower lr after a collapse gets it (and is told)."""
+    old = list(scheduler.base_lrs)
+    if all(b == lr for b in old):
+        return
+    scheduler.base_lrs = [lr for _ in old]
+    for group, fn in zip(optimizer.param_groups, scheduler.lr_lambdas):
+        group["initial_lr"] = lr
+        group["lr"] = lr * fn(scheduler.last_epoch)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+    print(f"empg: train.lr changed on resume: {old[0]:g} -> {lr:g}", flush=True)
+
+
 def pause_point(name: str, detail: str = "") -> None:
     """TEST HOOK (inert by default): sleep here when ``$EMPG_TEST_PAUSE_AT`` equals ``name`` or
     ``name:detail`` (e.g. ``checkpoint-before-marker:iter-000002``)."""
