@@ -300,6 +300,8 @@ def validate(cfg: Config) -> None:
     _need(t.epochs >= 1, "train.epochs", "must be >= 1")
     _need(t.mini_batch_size >= 1, "train.mini_batch_size", "must be >= 1")
     _need(t.token_budget >= 1, "train.token_budget", f"must be >= 1, got {t.token_budget}")
+    _need(t.token_budget > s.max_new_tokens, "train.token_budget",
+          f"{t.token_budget} cannot hold a prompt plus sampling.max_new_tokens={s.max_new_tokens}")
     _need(t.lr > 0, "train.lr", f"must be > 0, got {t.lr}")
     _need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
     _need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "train.betas",

@@ -74,9 +74,11 @@ def report_skipped_rows(reports: Sequence[Any]) -> dict[str, float]:
     """Print the rows ``data.skip_bad_rows=true`` skipped (file, row, reason of the first ones)
     and return their count for the metrics (``data/skipped_rows``)."""
     total = 0
+    seen: set[str] = set()
     for r in reports:
-        if not r.skipped:
+        if not r.skipped or r.path in seen:  # train and eval read from one file: count it once
             continue
+        seen.add(r.path)
         total += len(r.skipped)
         first = "; ".join(f"row {no}: {why}" for no, why in r.skipped[:3])
         more = f"; and {len(r.skipped) - 3} more" if len(r.skipped) > 3 else ""
