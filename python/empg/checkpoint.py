@@ -66,6 +66,36 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class _File:
+    """A file for ``torch.save`` that remembers the OSError of a failed write: torch reports it
+    only as "unexpected pos ...", the OSError says "No space left on device"."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return int(self.f.write(data))
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    with path.open("wb") as f:
+        out = _File(f)
+        try:
+            torch.save(obj, out)  # type: ignore[arg-type]
+        except RuntimeError as e:
+            if out.error is not None:
+                raise out.error from e
+            raise
+
+
 def save(ckpt_root: str | Path, iteration: int, model: Any, tokenizer: Any, optimizer: Any,
          scheduler: Any, extra: dict[str, Any], *, keep_last: int = 2) -> Path:
     """Write ``iter-<iteration>`` atomically under ``ckpt_root``; keep the last ``keep_last``."""
@@ -81,9 +111,9 @@ def save(ckpt_root: str | Path, iteration: int, model: Any, tokenizer: Any, opti
         pause_point("checkpoint-after-model", final.name)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        torch.save({"iteration": iteration, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng_state(), **extra},
-                   tmp / STATE_FILE)
+        _torch_save({"iteration": iteration, "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "rng": rng_state(), **extra},
+                    tmp / STATE_FILE)
         pause_point("checkpoint-before-marker", final.name)
         (tmp / MARKER).write_text(f"{iteration}\n")
         _fsync_tree(tmp)
