@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from empg import checkpoint as ckpt
-from empg.cli import plot_main, train_main
+from empg.cli import eval_main, plot_main, train_main
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +57,12 @@ def _records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("algo", ["empg", "grpo"])
-def test_train_two_iterations_then_resume(tmp_path, warm_tiny_model, algo):
+@pytest.mark.parametrize("algo, extra", [("empg", []), ("grpo", ["train.kl_beta=0.05"])])
+def test_train_two_iterations_then_resume(tmp_path, warm_tiny_model, algo, extra):
     from transformers import AutoModelForCausalLM
 
     run = tmp_path / f"run-{algo}"
-    args = [f"model.name={warm_tiny_model}", f"log.run_dir={run}", f"algo={algo}", *COMMON]
+    args = [f"model.name={warm_tiny_model}", f"log.run_dir={run}", f"algo={algo}", *COMMON, *extra]
     assert train_main([*args, "train.iterations=2"]) == 0
 
     recs = _records(run)
@@ -71,6 +71,8 @@ def test_train_two_iterations_then_resume(tmp_path, warm_tiny_model, algo):
     assert [r["iteration"] for r in train_rows] == [1, 2]
     assert [r["iteration"] for r in evals] == [0, 2]  # before training, and at the end
     assert sum(r["mstep/steps"] for r in train_rows) >= 1, "no update: the warm model gave no signal"
+    if algo == "grpo":
+        assert all("mstep/clip_frac" in r and "mstep/kl" in r for r in train_rows if r["mstep/steps"])
     for key in ("reward/mean", "groups/dropped", "length/mean", "length/truncated_share",
                 "time/sampling", "time/verifying", "time/weights", "time/mstep", "time/sync",
                 "lr", "tokens_per_s", "behaviour/verification"):
@@ -103,8 +105,10 @@ def test_train_two_iterations_then_resume(tmp_path, warm_tiny_model, algo):
     assert train_main([*args, "train.iterations=3", "--resume"]) == 0
     recs = _records(run)
     assert [r["iteration"] for r in recs if r["kind"] == "train"] == [1, 2, 3]
-    assert ckpt.latest_complete(run / "checkpoints").name == "iter-000003"
+    latest = ckpt.latest_complete(run / "checkpoints")
+    assert latest is not None and latest.name == "iter-000003"
 
+    assert eval_main([*args, "--checkpoint", str(latest)]) == 0  # empg-eval on a checkpoint
     assert plot_main([str(run), "--out", str(tmp_path / "plots")]) == 0
     for name in ("accuracy.png", "length.png", "time.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 1000

@@ -66,6 +66,8 @@ class TrainConfig:
     iterations: int = 13  # EM iterations (E-step + M-step)
     epochs: int = 1  # passes of the M-step over one E-step's samples
     mini_batch_size: int = 32  # sequences per optimizer step (gradient accumulation over micro-batches)
+    steps_per_epoch: int = 2  # if > 0: split each epoch's samples into this many optimizer steps
+    #                           instead (as measured for the default, DESIGN.md section 4)
     token_budget: int = 4096  # tokens per packed micro-batch (one forward pass)
     scheme: str = "group_norm"  # weights: group_norm | mean_baseline | raw | rloo
     normalize: str = "token"  # token: divide by completion tokens per step | sequence: by sequences
@@ -299,6 +301,7 @@ def validate(cfg: Config) -> None:
     _need(t.iterations >= 0, "train.iterations", "must be >= 0")
     _need(t.epochs >= 1, "train.epochs", "must be >= 1")
     _need(t.mini_batch_size >= 1, "train.mini_batch_size", "must be >= 1")
+    _need(t.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0")
     _need(t.token_budget >= 1, "train.token_budget", f"must be >= 1, got {t.token_budget}")
     _need(t.token_budget > s.max_new_tokens, "train.token_budget",
           f"{t.token_budget} cannot hold a prompt plus sampling.max_new_tokens={s.max_new_tokens}")
