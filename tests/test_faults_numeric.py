@@ -29,19 +29,31 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(path.iterdir()))).hexdigest()
 
 
-def test_overflowing_lr_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+@pytest.fixture
+def good_run(tmp_path, capsys):
+    """One good iteration of the tiny policy: (config, run dir, its checkpoint, the digest)."""
     model = fk.make_digit_model(tmp_path / "model")
     cfg = tmp_path / "c.yaml"
     run = tmp_path / "run"
     cfg.write_text(fk.config_text(model, fk.write_sums(tmp_path / "sums.jsonl"), run, train__lr=0.003))
     assert train_main([str(cfg), "train.iterations=1"]) == 0
     good = run / "checkpoints" / "iter-000001"
-    before = _digest(good)
     capsys.readouterr()
+    return cfg, run, good, _digest(good)
 
-    # Resume with an absurd learning rate; mini-batches of one sequence give several steps.
-    rc = train_main([str(cfg), "--resume", "train.lr=1e30", "train.mini_batch_size=1",
-                     "train.max_bad_steps=2"])
+
+def _assert_kept(run: Path, good: Path, digest: str) -> None:
+    """Nothing written after the fault; the good checkpoint is byte-for-byte what it was."""
+    assert ckpt.latest_complete(run / "checkpoints") == good
+    assert _digest(good) == digest
+    assert all(torch.isfinite(t).all() for t in fk.final_weights(good).values())
+
+
+def test_overflowing_lr_stops_the_run_in_the_mstep(good_run, capsys):
+    cfg, run, good, digest = good_run
+    # Resume with an absurd learning rate; one sequence per optimizer step gives several steps.
+    rc = train_main([str(cfg), "--resume", "train.lr=1e30", "train.steps_per_epoch=0",
+                     "train.mini_batch_size=1", "train.max_bad_steps=2"])
     out, err = capsys.readouterr()
     assert rc == 2, out + err
     assert "train.lr changed on resume: 0.003 -> 1e+30" in out
@@ -50,10 +62,21 @@ def test_overflowing_lr_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pat
     assert "non-finite loss=nan" in warnings[0]
     assert "error (TrainingError): iteration 2: 2 optimizer steps in a row had a non-finite loss" in err
     assert f"the last good checkpoint is {good}" in err
-    # Nothing written after the fault; the good checkpoint is byte-for-byte what it was.
-    assert ckpt.latest_complete(run / "checkpoints") == good
-    assert _digest(good) == before
-    assert all(torch.isfinite(t).all() for t in fk.final_weights(good).values())
+    _assert_kept(run, good, digest)
+
+
+def test_weights_diverged_between_iterations_stop_the_next_sampling(good_run, capsys):
+    cfg, run, good, digest = good_run
+    # Two steps per M-step: the first blows the weights up, the second is skipped (1 < 3 in a
+    # row), and the next E-step meets NaN probabilities.
+    rc = train_main([str(cfg), "--resume", "train.lr=1e30", "train.steps_per_epoch=2",
+                     "checkpoint.every=0"])
+    out, err = capsys.readouterr()
+    assert rc == 2, out + err
+    assert "optimizer step skipped (1 in a row" in err
+    assert "error (TrainingError): iteration 3: sampling failed (" in err, err
+    assert f"the weights have diverged (try a lower train.lr); the last good checkpoint is {good}" in err
+    _assert_kept(run, good, digest)
 
 
 def _samples(n: int, seed: int) -> Samples:

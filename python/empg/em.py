@@ -303,7 +303,13 @@ def _train(cfg: Config, stop: GracefulStop) -> dict[str, Any]:
         params = SamplingParams(n=smp.group_size, temperature=smp.temperature, top_p=smp.top_p,
                                 max_new_tokens=smp.max_new_tokens, stop=s.stop, seed=t.seed * 100_003 + it)
         s.sampler.wake_up()
-        est = e_step(s.sampler, prompts, answers, params, style=cfg.data.verify_style, scheme=t.scheme)
+        try:
+            est = e_step(s.sampler, prompts, answers, params, style=cfg.data.verify_style, scheme=t.scheme)
+        except RuntimeError as e:  # NaN/inf probabilities: the weights diverged in the last M-step
+            if not faults.is_nonfinite_error(e):
+                raise
+            raise TrainingError(f"iteration {it}: sampling failed ({e}); the weights have diverged "
+                                f"(try a lower train.lr); {_last_good(s)}") from e
         s.sampler.sleep()
         if stop.requested:  # the E-step's samples are dropped; resuming redraws them (same seeds)
             s.data_pos = start_pos
@@ -314,9 +320,7 @@ def _train(cfg: Config, stop: GracefulStop) -> dict[str, Any]:
         try:
             mst = m_step(s, est.samples, it)
         except TrainingError as e:
-            latest = ckpt.latest_complete(Path(cfg.log.run_dir) / "checkpoints")
-            kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
-            raise TrainingError(f"iteration {it}: {e}; {kept}") from e
+            raise TrainingError(f"iteration {it}: {e}; {_last_good(s)}") from e
         t1 = time.perf_counter()
         s.sampler.sync_weights(s.model)
         t2 = time.perf_counter()
@@ -350,6 +354,11 @@ def _phase(s: Setup, it: int, what: str) -> None:
     """A line per phase when there is no progress bar (long runs logged to a file)."""
     if not s.cfg.log.progress:
         print(f"empg: iteration {it}: {what}", flush=True)
+
+
+def _last_good(s: Setup) -> str:
+    latest = ckpt.latest_complete(Path(s.cfg.log.run_dir) / "checkpoints")
+    return f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
 
 
 def _stop_here(s: Setup, stop: GracefulStop, after: str) -> bool:

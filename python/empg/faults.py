@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,15 @@ def check_token_budget(cfg: Any, prompts: Sequence[Sequence[int]]) -> None:
         raise ConfigError(
             f"config key 'train.token_budget': {cfg.train.token_budget} is below the longest prompt "
             f"({longest} tokens) + sampling.max_new_tokens ({cfg.sampling.max_new_tokens}) = {need}")
+
+
+_NONFINITE = re.compile(r"\b(nan|inf)\b", re.IGNORECASE)
+
+
+def is_nonfinite_error(e: BaseException) -> bool:
+    """Whether a torch error is about NaN/inf values (e.g. ``torch.multinomial`` on the
+    probabilities of a diverged model: "probability tensor contains either `inf`, `nan` ...")."""
+    return bool(_NONFINITE.search(str(e)))
 
 
 def use_config_lr(optimizer: Any, scheduler: Any, lr: float) -> None:
