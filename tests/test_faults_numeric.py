@@ -68,12 +68,13 @@ def test_overflowing_lr_stops_the_run_in_the_mstep(good_run, capsys):
 def test_weights_diverged_between_iterations_stop_the_next_sampling(good_run, capsys):
     cfg, run, good, digest = good_run
     # Two steps per M-step: the first blows the weights up, the second is skipped (1 < 3 in a
-    # row), and the next E-step meets NaN probabilities.
-    rc = train_main([str(cfg), "--resume", "train.lr=1e30", "train.steps_per_epoch=2",
-                     "checkpoint.every=0"])
+    # row), and the next E-step meets NaN probabilities. Checkpoints are due every iteration.
+    rc = train_main([str(cfg), "--resume", "train.lr=1e30", "train.steps_per_epoch=2"])
     out, err = capsys.readouterr()
     assert rc == 2, out + err
     assert "optimizer step skipped (1 in a row" in err
+    # Its last step was bad, so iteration 2 is not saved as a "good" checkpoint.
+    assert "no checkpoint at iteration 2: its last optimizer step had a non-finite loss" in err
     assert "error (TrainingError): iteration 3: sampling failed (" in err, err
     assert f"the weights have diverged (try a lower train.lr); the last good checkpoint is {good}" in err
     _assert_kept(run, good, digest)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,7 +341,11 @@ def _train(cfg: Config, stop: GracefulStop) -> dict[str, Any]:
             last_eval = _eval_and_log(s, it)
             print(f"empg: iteration {it}: {_fmt(last_eval)}", flush=True)
         if (cfg.checkpoint.every and it % cfg.checkpoint.every == 0) or done:
-            _save(s)
+            if s.guard.in_row:  # the weights gave a NaN/inf loss on the last step: not "good"
+                print(f"empg: warning: no checkpoint at iteration {it}: its last optimizer step had "
+                      "a non-finite loss or gradient", file=sys.stderr, flush=True)
+            else:
+                _save(s)
         bar.update(1)
         bar.set_postfix(reward=f"{row['reward/mean']:.2f}", loss=f"{mst.get('loss', float('nan')):.3f}",
                         len=f"{row['length/mean']:.0f}", dropped=int(row["groups/dropped"]))
