@@ -20,7 +20,7 @@ import torch
 import faultkit as fk
 from empg import checkpoint as ckpt
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

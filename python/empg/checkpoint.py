@@ -47,7 +47,7 @@ def _fsync_tree(path: Path) -> None:
 
 def rng_state() -> dict[str, Any]:
     """RNG states of python/numpy/torch(/cuda) as tensors and plain values (weights_only-safe)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"python": random.getstate(),
              "numpy": (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos),
                        int(has_gauss), float(cached)),
