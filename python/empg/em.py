@@ -171,7 +171,8 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
     d = cfg.data
     task = "arith" if d.source == "arith" else ("gsm8k" if d.source == "gsm8k" else "math")
     template = get_template(d.template, fewshot=d.fewshot, task=task)
-    common = dict(path=d.path or None, levels=d.levels or None, skip_bad_rows=d.skip_bad_rows)
+    common: dict[str, Any] = dict(path=d.path or None, levels=d.levels or None,
+                                  skip_bad_rows=d.skip_bad_rows)
     train, train_report = load_problems(d.source, split=d.train_split, limit=d.limit or None,
                                         shuffle_seed=d.shuffle_seed, **common)
     test, test_report = load_problems(d.source, split=d.eval_split, limit=d.eval_limit or None,
