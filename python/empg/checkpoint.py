@@ -108,7 +108,6 @@ def save(ckpt_root: str | Path, iteration: int, model: Any, tokenizer: Any, opti
     try:
         tmp.mkdir()
         model.save_pretrained(tmp, safe_serialization=True)
-        pause_point("checkpoint-after-model", final.name)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         _torch_save({"iteration": iteration, "optimizer": optimizer.state_dict(),
