@@ -45,14 +45,17 @@ def train_main(argv: list[str] | None = None) -> int:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("args", nargs="*", help="an optional config.yaml, then key=value overrides")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    ns = parser.parse_args(argv)
+    ns = parser.parse_intermixed_args(argv)  # --resume may come between the overrides
     try:
         cfg = _config(ns)
         from empg.em import train
 
         train(cfg)  # type: ignore[arg-type]
     except EmpgError as e:
-        print(f"empg-train: error: {e}", file=sys.stderr)
+        print(f"empg-train: error ({type(e).__name__}): {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full or unreadable while logging: name the file, no traceback
+        print(f"empg-train: error (OSError): {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -45,6 +45,7 @@ class DataConfig:
     fewshot: int = 2  # worked examples in the prompt
     verify_style: str = "auto"  # answer extraction style for the verifier
     shuffle_seed: int = 0
+    skip_bad_rows: bool = False  # skip (and count in the logs) malformed rows instead of failing
 
 
 @dataclass
@@ -82,6 +83,7 @@ class TrainConfig:
     schedule: str = "constant"  # constant | linear | cosine (after warm-up)
     max_grad_norm: float = 1.0  # clip the gradient norm (0 = off)
     seed: int = 0
+    max_bad_steps: int = 3  # stop after this many optimizer steps in a row with a NaN/inf loss or grad
 
 
 @dataclass
@@ -306,6 +308,8 @@ def validate(cfg: Config) -> None:
     _need(t.mini_batch_size >= 1, "train.mini_batch_size", "must be >= 1")
     _need(t.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0")
     _need(t.token_budget >= 1, "train.token_budget", f"must be >= 1, got {t.token_budget}")
+    _need(t.token_budget > s.max_new_tokens, "train.token_budget",
+          f"{t.token_budget} cannot hold a prompt plus sampling.max_new_tokens={s.max_new_tokens}")
     _need(t.lr > 0, "train.lr", f"must be > 0, got {t.lr}")
     _need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
     _need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "train.betas",
@@ -313,6 +317,7 @@ def validate(cfg: Config) -> None:
     _need(t.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
     _need(t.max_grad_norm >= 0, "train.max_grad_norm", "must be >= 0")
     _need(t.kl_beta >= 0, "train.kl_beta", "must be >= 0")
+    _need(t.max_bad_steps >= 1, "train.max_bad_steps", f"must be >= 1, got {t.max_bad_steps}")
     _need(0 < t.clip_eps < 1, "train.clip_eps", "must be in (0, 1)")
     _need(cfg.model.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
           "must be float32, bfloat16 or float16")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,16 +37,18 @@ import numpy as np
 import torch
 
 from empg import checkpoint as ckpt
+from empg import faults
 from empg.config import Config, dump_yaml
 from empg.core import group_weights
 from empg.evaluation import evaluate
-from empg.exceptions import DataError
+from empg.exceptions import DataError, TrainingError
 from empg.losses import LOSSES, LossParams
 from empg.metrics import RunLogger, behaviour_rates
 from empg.mstep import MStepSettings, Samples, make_optimizer, make_scheduler, num_steps, score
 from empg.mstep import m_step as run_m_step
 from empg.sampling import Rollout, Sampler, SamplingParams
 from empg.samplers import make_sampler
+from empg.signals import GracefulStop
 from empg.verify import verify_batch
 
 
@@ -69,6 +72,7 @@ class Setup:
     data_pos: int = 0  # training prompts consumed
     log: RunLogger | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    guard: faults.BadStepGuard = field(default_factory=faults.BadStepGuard)  # NaN/inf steps in a row
 
 
 @dataclass
@@ -129,7 +133,7 @@ def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
                              bf16_autocast=s.cfg.model.bf16_autocast,
                              share_prefix=s.cfg.model.share_prefix)
     rng = np.random.default_rng([t.seed, iteration])
-    return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng)
+    return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng, guard=s.guard)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,11 +172,14 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
     d = cfg.data
     task = "arith" if d.source == "arith" else ("gsm8k" if d.source == "gsm8k" else "math")
     template = get_template(d.template, fewshot=d.fewshot, task=task)
-    common = dict(path=d.path or None, levels=d.levels or None, skip_bad_rows=True)
-    train, _ = load_problems(d.source, split=d.train_split, limit=d.limit or None,
-                             shuffle_seed=d.shuffle_seed, **common)
-    test, _ = load_problems(d.source, split=d.eval_split, limit=d.eval_limit or None,
-                            shuffle_seed=d.shuffle_seed if d.source == "arith" else None, **common)
+    common: dict[str, Any] = dict(path=d.path or None, levels=d.levels or None,
+                                  skip_bad_rows=d.skip_bad_rows)
+    train, train_report = load_problems(d.source, split=d.train_split, limit=d.limit or None,
+                                        shuffle_seed=d.shuffle_seed, **common)
+    test, test_report = load_problems(d.source, split=d.eval_split, limit=d.eval_limit or None,
+                                      shuffle_seed=d.shuffle_seed if d.source == "arith" else None,
+                                      **common)
+    skipped = faults.report_skipped_rows([train_report, test_report])
     if not train or not test:
         raise DataError(f"data.source={d.source!r}: {len(train)} training and {len(test)} held-out "
                         "problems; both must be non-empty")
@@ -186,7 +193,12 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
     if for_training and cfg.checkpoint.resume:
         resume_from = ckpt.latest_complete(run_dir / "checkpoints")
     name = str(resume_from) if resume_from else (model_path or cfg.model.name)
+
     tokenizer = models.load_tokenizer(name)
+    train_prompts = _tokenize(tokenizer, [template.render(p.question, tokenizer) for p in train])
+    eval_prompts = _tokenize(tokenizer, [template.render(p.question, tokenizer) for p in test])
+    faults.check_token_budget(cfg, train_prompts + eval_prompts)
+    print(f"empg: loading model {name}", flush=True)
     model = models.load_model(name, dtype=cfg.model.dtype, seed=cfg.train.seed,
                               attn=cfg.model.attn_implementation).to(device)
     if cfg.model.gradient_checkpointing:
@@ -197,11 +209,11 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
     s = Setup(
         cfg=cfg, model=model, tokenizer=tokenizer,
         sampler=make_sampler(cfg.sampling.sampler, model, tokenizer, cfg),
-        train_prompts=_tokenize(tokenizer, [template.render(p.question, tokenizer) for p in train]),
-        train_answers=[p.answer for p in train],
-        eval_prompts=_tokenize(tokenizer, [template.render(p.question, tokenizer) for p in test]),
-        eval_answers=[p.answer for p in test], stop=stop,
+        train_prompts=train_prompts, train_answers=[p.answer for p in train],
+        eval_prompts=eval_prompts, eval_answers=[p.answer for p in test], stop=stop,
     )
+    s.extra.update(skipped)
+    s.guard = faults.BadStepGuard(cfg.train.max_bad_steps)
     if not for_training:
         return s
     t = cfg.train
@@ -216,8 +228,10 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
         state = ckpt.load_state(resume_from)
         s.optimizer.load_state_dict(state["optimizer"])
         s.scheduler.load_state_dict(state["scheduler"])
+        faults.use_config_lr(s.optimizer, s.scheduler, t.lr)  # e.g. resume with a lower lr
         ckpt.set_rng_state(state["rng"])
         s.iteration, s.data_pos = int(state["iteration"]), int(state["data_pos"])
+        s.guard.in_row = int(state.get("bad_steps_in_row", 0))
         s.extra["resumed_from"] = str(resume_from)
     else:
         random.seed(t.seed)
@@ -256,18 +270,26 @@ def _eval_and_log(s: Setup, iteration: int) -> dict[str, Any]:
 
 def _save(s: Setup) -> Path:
     return ckpt.save(Path(s.cfg.log.run_dir) / "checkpoints", s.iteration, s.model, s.tokenizer,
-                     s.optimizer, s.scheduler, {"data_pos": s.data_pos},
+                     s.optimizer, s.scheduler,
+                     {"data_pos": s.data_pos, "bad_steps_in_row": s.guard.in_row},
                      keep_last=s.cfg.checkpoint.keep_last)
 
 
 def train(cfg: Config) -> dict[str, Any]:
-    """Run EM (or GRPO) for ``cfg.train.iterations`` iterations; returns the last eval metrics."""
-    run_dir = Path(cfg.log.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Run EM (or GRPO) for ``cfg.train.iterations`` iterations; returns the last eval metrics.
+    SIGINT/SIGTERM stop it at the end of the current E- or M-step with a checkpoint."""
+    with GracefulStop() as stop:
+        return _train(cfg, stop)
+
+
+def _train(cfg: Config, stop: GracefulStop) -> dict[str, Any]:
+    run_dir = faults.check_run_dir(cfg.log.run_dir)  # writable, before any model loads
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
     print(f"empg: config (saved to {run_dir / 'config.yaml'}):\n{dump_yaml(cfg)}", flush=True)
     s = setup(cfg)
     s.log = RunLogger(run_dir, tensorboard=cfg.log.tensorboard)
+    if s.extra.get("data/skipped_rows"):
+        s.log.log(s.iteration, {"kind": "data", "data/skipped_rows": s.extra["data/skipped_rows"]})
     if "resumed_from" in s.extra:
         print(f"empg: resumed from {s.extra['resumed_from']} at iteration {s.iteration}", flush=True)
     smp, t = cfg.sampling, cfg.train
@@ -278,14 +300,30 @@ def train(cfg: Config) -> dict[str, Any]:
     bar = _progress(cfg, s.iteration)
     while s.iteration < t.iterations:
         it = s.iteration + 1
+        start_pos = s.data_pos
+        _phase(s, it, "E-step")
         prompts, answers = next_batch(s, smp.prompts_per_iteration)
         params = SamplingParams(n=smp.group_size, temperature=smp.temperature, top_p=smp.top_p,
                                 max_new_tokens=smp.max_new_tokens, stop=s.stop, seed=t.seed * 100_003 + it)
         s.sampler.wake_up()
-        est = e_step(s.sampler, prompts, answers, params, style=cfg.data.verify_style, scheme=t.scheme)
+        try:
+            est = e_step(s.sampler, prompts, answers, params, style=cfg.data.verify_style, scheme=t.scheme)
+        except RuntimeError as e:  # NaN/inf probabilities: the weights diverged in the last M-step
+            if not faults.is_nonfinite_error(e):
+                raise
+            raise TrainingError(f"iteration {it}: sampling failed ({e}); the weights have diverged "
+                                f"(try a lower train.lr); {_last_good(s)}") from e
         s.sampler.sleep()
+        if stop.requested:  # the E-step's samples are dropped; resuming redraws them (same seeds)
+            s.data_pos = start_pos
+            _stop_here(s, stop, f"the E-step of iteration {it}")
+            break
+        _phase(s, it, f"M-step on {len(est.samples)} sequences")
         t0 = time.perf_counter()
-        mst = m_step(s, est.samples, it)
+        try:
+            mst = m_step(s, est.samples, it)
+        except TrainingError as e:
+            raise TrainingError(f"iteration {it}: {e}; {_last_good(s)}") from e
         t1 = time.perf_counter()
         s.sampler.sync_weights(s.model)
         t2 = time.perf_counter()
@@ -298,18 +336,48 @@ def train(cfg: Config) -> dict[str, Any]:
         row["tokens_per_s"] = (est.stats["tokens/sampled"] + mst.get("tokens", 0.0)) / max(total_time, 1e-9)
         s.log.log(it, row)
         _print_samples(cfg, est)
+        if _stop_here(s, stop, f"the M-step of iteration {it}"):
+            break
         done = it == t.iterations
         if (cfg.eval.every and it % cfg.eval.every == 0) or done:
             last_eval = _eval_and_log(s, it)
             print(f"empg: iteration {it}: {_fmt(last_eval)}", flush=True)
         if (cfg.checkpoint.every and it % cfg.checkpoint.every == 0) or done:
-            _save(s)
+            if s.guard.in_row:  # the weights gave a NaN/inf loss on the last step: not "good"
+                print(f"empg: warning: no checkpoint at iteration {it}: its last optimizer step had "
+                      "a non-finite loss or gradient", file=sys.stderr, flush=True)
+            else:
+                _save(s)
         bar.update(1)
         bar.set_postfix(reward=f"{row['reward/mean']:.2f}", loss=f"{mst.get('loss', float('nan')):.3f}",
                         len=f"{row['length/mean']:.0f}", dropped=int(row["groups/dropped"]))
+        _phase(s, it, "done")
     bar.close()
     s.log.close()
     return last_eval
+
+
+def _phase(s: Setup, it: int, what: str) -> None:
+    """A line per phase when there is no progress bar (long runs logged to a file)."""
+    if not s.cfg.log.progress:
+        print(f"empg: iteration {it}: {what}", flush=True)
+
+
+def _last_good(s: Setup) -> str:
+    latest = ckpt.latest_complete(Path(s.cfg.log.run_dir) / "checkpoints")
+    return f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
+
+
+def _stop_here(s: Setup, stop: GracefulStop, after: str) -> bool:
+    """At a safe point: when a stop was requested, checkpoint and say where (True = stop)."""
+    if not stop.requested:
+        return False
+    latest = ckpt.latest_complete(Path(s.cfg.log.run_dir) / "checkpoints")
+    path = latest if latest is not None and latest.name == f"{ckpt.PREFIX}{s.iteration:06d}" \
+        else _save(s)
+    print(f"empg: stopped by {stop.signal_name} after {after}; checkpoint at iteration "
+          f"{s.iteration}: {path} (to continue, run the same command with --resume)", flush=True)
+    return True
 
 
 def _fmt(m: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ import torch
 
 from empg.core import FlatSequences, build_microbatch, flatten_sequences, pack_microbatches
 from empg.exceptions import TrainingError
+from empg.faults import BadStepGuard
 from empg.losses import LOSSES, LossParams, TokenBatch, normaliser_coefficients
 from empg.shared_forward import can_share, shared_microbatches, shared_token_logprobs
 
@@ -214,11 +215,14 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
 
 def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples: Samples,
            settings: MStepSettings, rng: np.random.Generator,
-           forward: ForwardFn = token_logprobs) -> dict[str, float]:
+           forward: ForwardFn = token_logprobs, guard: BadStepGuard | None = None) -> dict[str, float]:
     """``settings.epochs`` passes over ``samples``, split into mini-batches of about
     ``mini_batch_size`` sequences, or into ``steps_per_epoch`` equal mini-batches when that is set
     (one optimizer step each, gradients accumulated over its packed micro-batches). Returns mean
-    loss, grad norm, steps, tokens and the loss's own statistics."""
+    loss, grad norm, steps, tokens and the loss's own statistics. A step with a non-finite loss or
+    gradient is skipped; ``guard`` (default: 3 in a row) decides when to give up with
+    :class:`TrainingError`."""
+    guard = guard if guard is not None else BadStepGuard(3)
     loss = LOSSES[settings.algo]
     if loss.needs_old_logp and samples.old_logp is None:
         raise TrainingError(f"algo={settings.algo} needs old log-probs recorded after the E-step")
@@ -246,11 +250,9 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
                 totals[k] = totals.get(k, 0.0) + v
             max_norm = settings.max_grad_norm if settings.max_grad_norm > 0 else float("inf")
             gn = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-            if not math.isfinite(gn) or not math.isfinite(step_loss):
+            if not guard.step_ok(step_loss, gn, where=f"optimizer step {steps + skipped + 1}"):
                 skipped += 1
                 optimizer.zero_grad(set_to_none=True)
-                if skipped >= 3:
-                    raise TrainingError(f"{skipped} optimizer steps with a non-finite loss or gradient")
                 continue
             optimizer.step()
             scheduler.step()
