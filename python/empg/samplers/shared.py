@@ -62,8 +62,12 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def next_tokens(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
-    """One token per row: argmax at temperature 0, else temperature + top-p + multinomial."""
+    """One token per row: argmax at temperature 0, else temperature + top-p + multinomial.
+    Non-finite logits (a diverged model) raise, as ``torch.multinomial`` does on the plain path,
+    instead of sampling garbage."""
     logits = logits.float()
+    if bool((logits.isnan() | logits.isposinf()).any()) or not bool(logits.isfinite().any(dim=-1).all()):
+        raise RuntimeError("sampling: the model's logits contain nan or inf (the weights have diverged)")
     if params.temperature <= 0:
         return logits.argmax(dim=-1)
     probs = top_p_filter(logits / params.temperature, params.top_p).softmax(dim=-1)
