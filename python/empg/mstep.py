@@ -237,8 +237,9 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
     tokens = 0
     grad_norms: list[float] = []
     losses: list[float] = []
-    if n == 0:
-        return {"steps": 0.0, "tokens": 0.0}
+    if n == 0:  # every group agreed: nothing to learn from this E-step
+        return {"loss": float("nan"), "grad_norm": float("nan"), "steps": 0.0,
+                "skipped_steps": 0.0, "tokens": 0.0}
     per_epoch = num_steps(n, settings.mini_batch_size, 1, settings.steps_per_epoch)
     for _ in range(settings.epochs):
         order = rng.permutation(n)

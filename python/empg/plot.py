@@ -34,7 +34,8 @@ def _label(run: Path) -> str:
 def _save(plt: Any, fig: Any, axes: list[Any], path: Path) -> Path:
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
