@@ -55,7 +55,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker process (0 = torch "
                     "default; 1 is the default because oversubscribed OpenMP threads on a busy 2-core machine "
                     "make CPU generation several times slower)")
+    ap.add_argument("--empg-token-budget", type=int, default=0, help="empg's M-step micro-batch token budget "
+                    "(default: empg's own default)")
     ap.add_argument("--sizes", default=None, help="comma list of rollouts per iteration for the scaling view")
+    ap.add_argument("--math-verify-max", type=int, default=None, help="run TRL+math-verify in the scaling "
+                    "view only up to this many rollouts (it takes minutes at 16k on a busy machine)")
     ap.add_argument("--scaling-k", type=int, default=8, help="group size in the scaling view")
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
@@ -84,11 +88,12 @@ def main(argv: list[str] | None = None) -> None:
         for model in models:
             if a.quick:
                 s = Settings(model=model, prompts_per_iteration=2, group_size=4, max_new_tokens=16,
-                             iterations=iterations, warmup=a.warmup, threads=a.threads)
+                             iterations=iterations, warmup=a.warmup, threads=a.threads,
+                             empg_token_budget=a.empg_token_budget)
             else:
                 s = Settings(model=model, prompts_per_iteration=a.prompts, group_size=a.k,
                              max_new_tokens=a.max_new_tokens, iterations=iterations, warmup=a.warmup,
-                             threads=a.threads)
+                             threads=a.threads, empg_token_budget=a.empg_token_budget)
             print(f"== end to end, model {model} (worker logs in {log_dir})", flush=True)
             os.makedirs(os.path.join(log_dir, model), exist_ok=True)
             res = harness.run(s, systems, log_dir=os.path.join(log_dir, model))
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     points: list[cpu_side.Point] = []
     if not a.skip_scaling:
         print("== CPU-side scaling", flush=True)
-        points = cpu_side.sweep(sizes, group_size=a.scaling_k)
+        points = cpu_side.sweep(sizes, group_size=a.scaling_k, math_verify_max=a.math_verify_max)
         Path(a.plot).parent.mkdir(parents=True, exist_ok=True)
         cpu_side.plot(points, a.plot)
         lines = report.scaling_table(points) + ["", f"Plot: `{os.path.relpath(a.plot, HERE.parent)}`."]

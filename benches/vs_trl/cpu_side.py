@@ -98,10 +98,12 @@ class Workload:
         return [self.r.answers[g] for g in self.r.groups]
 
 
-def run_empg(w: Workload, run_dir: str, token_budget: int = 16384) -> Point:
+def run_empg(w: Workload, run_dir: str, token_budget: int | None = None) -> Point:
+    """empg's CPU-side path at the M-step micro-batch budget ``token_budget`` (default: empg's)."""
     import torch
 
     from empg import em, mstep
+    from empg.config import Config
     from empg.metrics import RunLogger
     from empg.sampling import SamplingParams
 
@@ -111,7 +113,8 @@ def run_empg(w: Workload, run_dir: str, token_budget: int = 16384) -> Point:
     t0 = time.perf_counter()
     est = em.e_step(sampler, w.prompt_ids, w.r.answers, params, style="auto", scheme="group_norm")
     t1 = time.perf_counter()
-    micro = list(mstep._microbatches(est.samples, np.arange(len(est.samples)), token_budget, torch.device("cpu")))
+    budget = token_budget or Config().train.token_budget
+    micro = list(mstep._microbatches(est.samples, np.arange(len(est.samples)), budget, torch.device("cpu")))
     t2 = time.perf_counter()
     log.log(1, {"kind": "train", **est.stats})
     t3 = time.perf_counter()
@@ -187,8 +190,9 @@ class TRLSide:
 
 
 def sweep(sizes: list[int], group_size: int = 8, systems: tuple[str, ...] = SYSTEMS,
-          log: Any = print, seed: int = 0) -> list[Point]:
-    """Every system at every size (sizes in order, systems alternated within a size)."""
+          log: Any = print, seed: int = 0, math_verify_max: int | None = None) -> list[Point]:
+    """Every system at every size (sizes in order, systems alternated within a size);
+    ``trl/math-verify`` only up to ``math_verify_max`` rollouts when given (it is the slow one)."""
     from transformers import AutoTokenizer
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -200,6 +204,9 @@ def sweep(sizes: list[int], group_size: int = 8, systems: tuple[str, ...] = SYST
         for n in sizes:
             w = Workload(n, group_size, tok, seed)
             for s in systems:
+                if s == "trl/math-verify" and math_verify_max and n > math_verify_max:
+                    log(f"[cpu-side] {s:18s} {n:6d} rollouts: skipped (--math-verify-max {math_verify_max})")
+                    continue
                 p = run_empg(w, os.path.join(tmp, f"empg-{n}")) if s == "empg" else trl[s].run(w)
                 points.append(p)
                 log(f"[cpu-side] {s:18s} {n:6d} rollouts: {p.seconds * 1e3:9.1f} ms  "

@@ -11,7 +11,9 @@ no warm-up, ``kl_beta = 0``), then per "step" runs one iteration as :func:`empg.
 on the SAME prompts (token ids identical to TRL's chat-template rendering) with the same sampling
 settings and no stop strings (TRL stops at EOS or the length cap only, so empg does too). The
 mini-batch is all ``P * K`` sequences (one optimizer step per iteration, as TRL with these
-settings) and the micro-batch token budget holds them all (one forward, as TRL).
+settings). The M-step's micro-batch token budget is empg's default unless
+``empg_token_budget`` sets it (it trades packed-row length, hence masked-attention cost on a CPU,
+against the number of forward passes).
 
 The split: generation / reward / weights are the times :func:`empg.em.e_step` itself records
 (``time/sampling``, ``time/verifying``, ``time/weights``). Inside the M-step, timing wrappers
@@ -31,7 +33,7 @@ from vs_trl.task import Settings, model_dir, problems, prompt_ids
 from vs_trl.timing import Timers, peak_rss_bytes, rss_bytes
 
 
-def build_config(settings: Settings, path: str, run_dir: str, token_budget: int) -> Any:
+def build_config(settings: Settings, path: str, run_dir: str) -> Any:
     from empg.config import Config
 
     cfg = Config()
@@ -54,7 +56,8 @@ def build_config(settings: Settings, path: str, run_dir: str, token_budget: int)
     t.iterations = settings.total_iterations
     t.epochs = 1
     t.mini_batch_size = settings.rollouts
-    t.token_budget = token_budget
+    if settings.empg_token_budget:
+        t.token_budget = settings.empg_token_budget
     t.scheme = "group_norm"
     t.kl_beta = 0.0
     t.lr = settings.lr
@@ -103,8 +106,7 @@ def main(conn: Any, settings_dict: dict[str, Any], _arg: str) -> None:
         from transformers import AutoTokenizer
 
         prompts = prompt_ids(AutoTokenizer.from_pretrained(path), rows)
-        budget = settings.rollouts * (max(len(p) for p in prompts) + settings.max_new_tokens)
-        cfg = build_config(settings, str(path), run_dir, budget)
+        cfg = build_config(settings, str(path), run_dir)
         s = em.setup(cfg)
         if settings.threads:
             torch.set_num_threads(settings.threads)
@@ -131,7 +133,7 @@ def main(conn: Any, settings_dict: dict[str, Any], _arg: str) -> None:
             s.sampler.sync_weights(s.model)
             log.log(it + 1, {"kind": "train", **est.stats, **{f"mstep/{k}": v for k, v in mst.items()}})
             wall = time.perf_counter() - start
-            conn.send(("done", record(timers, est, mst, m1 - m0, wall)))
+            conn.send(("done", {**record(timers, est, mst, m1 - m0, wall), "token_budget": cfg.train.token_budget}))
         log.close()
     cmd = conn.recv()
     conn.send(("final", {"peak_rss": peak_rss_bytes(), "cmd": cmd}))

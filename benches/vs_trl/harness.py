@@ -127,9 +127,10 @@ def run(settings: Settings, systems: list[str], log: Callable[[str], None] = pri
             timed = it >= settings.warmup
             if timed:
                 results[name].records.append(payload)
+            split = ", ".join(f"{k} {v:.2f}" for k, v in payload["split"].items())
             log(f"[{name}] iteration {it}{'' if timed else ' (warm-up)'}: {payload['wall']:.2f} s, "
                 f"{payload['generated_tokens']} tokens generated, {payload['trained_tokens']} trained, "
-                f"reward {payload['reward_mean']:.2f}")
+                f"reward {payload['reward_mean']:.2f} ({split})")
     for name, (parent, proc) in live.items():
         parent.send("stop")
         kind, payload = _recv(parent, proc, timeout_s)

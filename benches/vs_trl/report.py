@@ -24,7 +24,9 @@ def e2e_tables(settings: Settings, results: dict[str, SystemResult]) -> list[str
         f"at most {settings.max_new_tokens} new tokens, T={settings.temperature}, top-p {settings.top_p}, "
         f"AdamW lr {settings.lr}, one optimizer step per iteration over all {settings.rollouts} sequences, "
         f"{settings.iterations} timed iterations per system after {settings.warmup} warm-up, "
-        f"torch threads per process: {settings.threads or 'default'}.",
+        f"torch threads per process: {settings.threads or 'default'}"
+        + (f"; empg M-step micro-batch token budget {base.records[0]['token_budget']}" if base and base.records else "")
+        + ".",
         "",
         "| system | wall s/iter | TRL÷empg | generated tok/s | trained tok/s | tokens trained/iter "
         "| tokens through fwd/iter | mean reward | peak RSS |",
@@ -41,6 +43,11 @@ def e2e_tables(settings: Settings, results: dict[str, SystemResult]) -> list[str
             f"{_f(r.trained_tok_s, 1)} | {r.total('trained_tokens') / len(r.records):.0f} | "
             f"{r.total('forward_tokens') / len(r.records):.0f} | {_f(r.mean(lambda x: x['reward_mean']))} | "
             f"{r.info.get('peak_rss', 0) / GIB:.2f} GiB |")
+    idle = [n for n, r in results.items() if r.records and r.total("trained_tokens") == 0]
+    if idle:
+        lines += ["", f"Note: {', '.join(idle)} trained no token: every group's K rewards agreed (all 0 with a "
+                  "random model), so empg dropped them all before the M-step, while TRL still runs forward and "
+                  "backward with zero advantages. This row compares the pipelines' overheads, not equal M-step work."]
     lines += ["", "Time split, seconds per iteration (share of the wall time):", "",
               "| system | " + " | ".join(c.replace("_", "/") for c in CATEGORIES) + " | CPU-side share |",
               "|---|" + "---:|" * (len(CATEGORIES) + 1)]

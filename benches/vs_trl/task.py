@@ -2,28 +2,32 @@
 
 Both systems load the SAME weights from the same directory (the embedded SmolLM2-135M-Instruct,
 dequantized once from its GGUF to safetensors by :func:`empg.models.embedded_model_dir`, or a tiny
-random Llama saved once from a config) and see the SAME prompts in the same order: conversational
-prompts (one user message) that both render with the tokenizer's chat template, so their prompt
-token ids are identical. The task is the embedded one of DESIGN.md section 4 ("What is a + b?",
-a, b in 1..20, two worked examples, answer in ``\\boxed{}``): a small model gets some right and
-some wrong, so groups carry learning signal and both trainers do real M-step work.
+random Llama saved once from a config) and see the SAME prompts in the same order. The task is
+empg's embedded one (:func:`empg.tasks.make_arith_problems`, difficulty 0: "What is a + b?", a, b
+in 1..20, the bare sums the small model half solves, so groups carry learning signal and both
+trainers do real M-step work), rendered by empg's ``chat`` template with two worked examples
+(:func:`empg.prompts.get_template`). TRL gets the conversation (its idiomatic, conversational
+form) and renders it with the same chat template, so both systems' prompt token ids are identical
+(:func:`prompt_ids` checks that the text equals what empg's own template renders).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MODELS = ("smollm2", "tiny")
 
-SYSTEM_PROMPT_EXAMPLES = (
-    "Solve the problem and put the final answer in \\boxed{}.\n\n"
-    "Question: What is 3 + 4?\nAnswer: 3 + 4 = 7. The answer is \\boxed{7}.\n\n"
-    "Question: What is 12 + 9?\nAnswer: 12 + 9 = 21. The answer is \\boxed{21}.\n\n"
-)
+FEWSHOT = 2
+DIFFICULTY = 0
+
+
+def template() -> Any:
+    from empg.prompts import get_template
+
+    return get_template("chat", fewshot=FEWSHOT, task="arith")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Settings:
     warmup: int = 1  # untimed iterations per system first (allocator, caches, lazy imports)
     seed: int = 0
     threads: int = 0  # torch threads in each worker (0 = torch's default)
+    empg_token_budget: int = 0  # empg only: tokens per packed M-step micro-batch (0 = empg's default)
 
     @property
     def rollouts(self) -> int:
@@ -55,19 +60,18 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-def problems(settings: Settings) -> list[dict[str, str]]:
+def problems(settings: Settings) -> list[dict[str, Any]]:
     """``prompts_per_iteration * total_iterations`` problems, in the order both systems see them:
-    iteration ``i`` uses rows ``[i * P, (i + 1) * P)``. Each row: ``prompt`` (a chat conversation),
-    ``solution`` (the reference, the column TRL's ``accuracy_reward`` reads) and ``answer`` (the
-    same reference, the column empg's verifier adapter reads)."""
-    rng = random.Random(settings.seed)
-    rows = []
-    for _ in range(settings.prompts_per_iteration * settings.total_iterations):
-        a, b = rng.randint(1, 20), rng.randint(1, 20)
-        content = SYSTEM_PROMPT_EXAMPLES + f"Question: What is {a} + {b}?\nAnswer:"
-        rows.append({"prompt": [{"role": "user", "content": content}], "solution": str(a + b),
-                     "answer": str(a + b)})
-    return rows
+    iteration ``i`` uses rows ``[i * P, (i + 1) * P)``. Each row: ``prompt`` (the chat
+    conversation of empg's template), ``question``, ``solution`` (the reference, the column TRL's
+    ``accuracy_reward`` reads) and ``answer`` (the same reference, the column empg reads)."""
+    from empg.tasks import make_arith_problems
+
+    tpl = template()
+    probs = make_arith_problems(settings.prompts_per_iteration * settings.total_iterations,
+                                seed=settings.seed, difficulty=DIFFICULTY, split="train")
+    return [{"prompt": tpl._messages(p.question), "question": p.question, "solution": p.answer,
+             "answer": p.answer} for p in probs]
 
 
 def model_dir(name: str) -> Path:
@@ -102,7 +106,13 @@ def load_policy(name: str) -> tuple[Any, Any]:
 
 def prompt_ids(tokenizer: Any, rows: list[dict[str, Any]]) -> list[list[int]]:
     """The prompt token ids exactly as TRL's GRPOTrainer builds them for conversational prompts
-    (``apply_chat_template(add_generation_prompt=True, tokenize=True)``)."""
+    (``apply_chat_template(add_generation_prompt=True, tokenize=True)``); checked to be the text
+    empg's template renders for the question."""
+    tpl = template()
+    for r in rows[:2]:
+        text = tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
+        if text != tpl.render(r["question"], tokenizer):
+            raise AssertionError("TRL's rendering of the conversation differs from empg's template")
     out = tokenizer.apply_chat_template([r["prompt"] for r in rows], add_generation_prompt=True,
                                         tokenize=True, return_dict=True)
     return [list(ids) for ids in out["input_ids"]]
