@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from empg import extract_answers, is_equivalent
+from empg import extract_answers, verify_batch
 from empg.embedded import load_embedded_model, load_embedded_tokenizer
 from empg.prompts import PromptTemplate, get_template
 from empg.tasks import make_arith_problems
@@ -137,10 +137,9 @@ def main() -> None:
                     max_new_tokens=args.max_new_tokens,
                     seed=args.seed,
                 )
-                got = extract_answers(texts, style="boxed")
-                right = is_equivalent(got, [p.answer for p in problems])
-                boxed = sum(g is not None and g != "" for g in got)
-                acc = 100.0 * sum(bool(r) for r in right) / len(problems)
+                right = verify_batch(texts, [p.answer for p in problems], style="boxed")
+                boxed = sum(g is not None for g in extract_answers(texts, style="boxed"))
+                acc = 100.0 * float(right.sum()) / len(problems)
                 cell += [f"{acc:.0f}%", f"{100.0 * boxed / len(problems):.0f}%"]
                 mode = "T=0.8" if sample else "greedy"
                 print(

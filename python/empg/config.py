@@ -65,6 +65,8 @@ class TrainConfig:
     iterations: int = 13  # EM iterations (E-step + M-step)
     epochs: int = 1  # passes of the M-step over one E-step's samples
     mini_batch_size: int = 32  # sequences per optimizer step (gradient accumulation over micro-batches)
+    steps_per_epoch: int = 2  # if > 0: split each epoch's samples into this many optimizer steps
+    #                           instead (as measured for the default, DESIGN.md section 4)
     token_budget: int = 4096  # tokens per packed micro-batch (one forward pass)
     scheme: str = "group_norm"  # weights: group_norm | mean_baseline | raw | rloo
     normalize: str = "token"  # token: divide by completion tokens per step | sequence: by sequences
@@ -83,9 +85,9 @@ class TrainConfig:
 class EvalConfig:
     every: int = 0  # evaluate every N iterations (0 = only before and after training)
     greedy: bool = True  # greedy pass@1
-    samples: int = 1  # n samples per problem for sampled pass@1 / pass@k (0 = no sampled eval)
+    samples: int = 2  # n samples per problem for sampled pass@1 / pass@k (0 = no sampled eval)
     temperature: float = 1.0
-    pass_k: list[int] = field(default_factory=lambda: [1])  # k values of pass@k (k <= samples)
+    pass_k: list[int] = field(default_factory=lambda: [1, 2])  # k values of pass@k (k <= samples)
     max_new_tokens: int = 0  # 0 = sampling.max_new_tokens
 
 
@@ -137,13 +139,18 @@ def _known_keys(cls: type = Config, prefix: str = "") -> list[str]:
 
 
 def _unknown(key: str) -> ConfigError:
-    close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.5)
-    if not close:  # also match on the last component ("temperatur" -> sampling.temperature)
-        leaves: dict[str, str] = {}
-        for k in _known_keys():  # first section wins: sampling.temperature before eval.temperature
-            leaves.setdefault(k.rsplit(".", 1)[-1], k)
-        last = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)
-        close = [leaves[last[0]]] if last else []
+    known = _known_keys()
+    leaves: dict[str, str] = {}
+    for k in known:  # first section wins: sampling.temperature before eval.temperature
+        leaves.setdefault(k.rsplit(".", 1)[-1], k)
+    leaf = key.rsplit(".", 1)[-1]
+    if "." not in key and leaf in leaves:  # a bare field name: its section was left out
+        close = [leaves[leaf]]
+    else:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if not close:  # match on the last component alone ("train.temperatur")
+            last = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
+            close = [leaves[last[0]]] if last else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown config key {key!r}{hint}")
 
@@ -292,6 +299,7 @@ def validate(cfg: Config) -> None:
     _need(t.iterations >= 0, "train.iterations", "must be >= 0")
     _need(t.epochs >= 1, "train.epochs", "must be >= 1")
     _need(t.mini_batch_size >= 1, "train.mini_batch_size", "must be >= 1")
+    _need(t.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0")
     _need(t.token_budget >= 1, "train.token_budget", f"must be >= 1, got {t.token_budget}")
     _need(t.lr > 0, "train.lr", f"must be > 0, got {t.lr}")
     _need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")

@@ -31,7 +31,7 @@ class Problem:
     id: str  # stable id, e.g. "gsm8k/test/17", "test/algebra/1.json", "arith/test/d0/s0/5"
     question: str
     answer: str  # reference FINAL answer, extracted once from the gold solution
-    source: str  # "gsm8k" | "math" | "arith" | a file path
+    source: str  # "gsm8k" | "math" (also MATH-hard and MATH500) | "arith" | a file path
     level: int | None = None
     subject: str | None = None
 
@@ -167,14 +167,14 @@ def load_problems(
         levels = (5,)
     fmt: RowFormat
     if source in ("gsm8k", "math", "math_hard", "math500"):
-        fmt = _override(_GSM8K if source == "gsm8k" else _MATH, question_field, answer_field)
-        fmt = fmt.replace(id_prefix=f"{'math' if source == 'math_hard' else source}/{split}/")
+        label = "gsm8k" if source == "gsm8k" else "math"  # Problem.source: the answer family
+        fmt = _override(_GSM8K if label == "gsm8k" else _MATH, question_field, answer_field)
+        fmt = fmt.replace(id_prefix=f"{label}/{split}/")
         file = Path(path) if path else default_data_path(source, split)
         if file.exists() or path:
             rows = read_rows(file)
         else:
             rows = read_hub(_HUB["math" if source == "math_hard" else source], split, file)
-        label = source
     else:
         file = Path(path or source)
         if not file.exists():

@@ -234,7 +234,7 @@ def _extract_boxed(texts: list[str]) -> list[str | None]:
         return []
     from empg import extract_answers
 
-    got = extract_answers(texts, style="boxed")
+    got = extract_answers(texts, style="boxed", fallback=False)
     return [g.strip() if isinstance(g, str) and g.strip() else None for g in got]
 
 
@@ -255,7 +255,7 @@ def parse_rows(
             fields["id"] = f"{fmt.id_prefix}{no - 1}"
         good.append((no, fields, pending))
     todo = [i for i, (_, _, pending) in enumerate(good) if pending is not None]
-    boxed = _extract_boxed([good[i][2] for i in todo])  # type: ignore[misc]
+    boxed = _extract_boxed([pending for _, _, pending in good if pending is not None])
     dropped: set[int] = set()
     for i, value in zip(todo, boxed):
         no, fields, _ = good[i]

@@ -39,6 +39,7 @@ from empg import checkpoint as ckpt
 from empg.config import Config, dump_yaml
 from empg.core import group_weights
 from empg.evaluation import evaluate
+from empg.exceptions import DataError
 from empg.losses import LOSSES, LossParams
 from empg.metrics import RunLogger, behaviour_rates
 from empg.mstep import MStepSettings, Samples, make_optimizer, make_scheduler, num_steps, score
@@ -121,6 +122,7 @@ def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
         samples.ref_logp = score(s.ref_model, samples, token_budget=t.token_budget,
                                  autocast=s.cfg.model.bf16_autocast)
     settings = MStepSettings(algo=t.algo, epochs=t.epochs, mini_batch_size=t.mini_batch_size,
+                             steps_per_epoch=t.steps_per_epoch,
                              token_budget=t.token_budget, normalize=t.normalize,
                              max_grad_norm=t.max_grad_norm,
                              loss=LossParams(kl_beta=t.kl_beta, clip_eps=t.clip_eps),
@@ -161,6 +163,20 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
     from empg.data import load_problems
     from empg.prompts import get_template
 
+    # Data and template first: their errors come before any model loads.
+    d = cfg.data
+    task = "arith" if d.source == "arith" else ("gsm8k" if d.source == "gsm8k" else "math")
+    template = get_template(d.template, fewshot=d.fewshot, task=task)
+    common = dict(path=d.path or None, levels=d.levels or None, skip_bad_rows=True)
+    train, _ = load_problems(d.source, split=d.train_split, limit=d.limit or None,
+                             shuffle_seed=d.shuffle_seed, **common)
+    test, _ = load_problems(d.source, split=d.eval_split, limit=d.eval_limit or None,
+                            shuffle_seed=d.shuffle_seed if d.source == "arith" else None, **common)
+    if not train or not test:
+        raise DataError(f"data.source={d.source!r}: {len(train)} training and {len(test)} held-out "
+                        "problems; both must be non-empty")
+    print(f"empg: {len(train)} training problems ({d.train_split}), {len(test)} held-out "
+          f"({d.eval_split}) from {d.source}", flush=True)
     device = resolve_device(cfg.model.device)
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads(cfg.model.threads))
@@ -176,14 +192,6 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
 
-    d = cfg.data
-    task = "arith" if d.source == "arith" else ("gsm8k" if d.source == "gsm8k" else "math")
-    template = get_template(d.template, fewshot=d.fewshot, task=task)
-    common = dict(path=d.path or None, levels=d.levels or None, skip_bad_rows=True)
-    train, _ = load_problems(d.source, split=d.train_split, limit=d.limit or None,
-                             shuffle_seed=d.shuffle_seed, **common)
-    test, _ = load_problems(d.source, split=d.eval_split, limit=d.eval_limit or None,
-                            shuffle_seed=d.shuffle_seed if d.source == "arith" else None, **common)
     stop = tuple(dict.fromkeys(list(template.stop) + list(cfg.sampling.stop)))
     s = Setup(
         cfg=cfg, model=model, tokenizer=tokenizer,
@@ -200,7 +208,7 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
         s.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     s.optimizer = make_optimizer(model, lr=t.lr, weight_decay=t.weight_decay, betas=tuple(t.betas))
     total = t.iterations * num_steps(cfg.sampling.prompts_per_iteration * cfg.sampling.group_size,
-                                     t.mini_batch_size, t.epochs)
+                                     t.mini_batch_size, t.epochs, t.steps_per_epoch)
     s.scheduler = make_scheduler(s.optimizer, warmup_steps=t.warmup_steps, schedule=t.schedule,
                                  total_steps=total)
     if resume_from is not None:

@@ -49,6 +49,11 @@ def evaluate(sampler: Sampler, prompt_ids: Sequence[Sequence[int]], answers: Seq
         for r, x in zip(rolls, rewards):
             correct[r.group] += int(x > 0.5)
         out["eval/sampled_acc"] = float(rewards.mean()) if len(rewards) else 0.0
+        if samples > 1 and len(rewards):
+            # Each of the n sample columns is an independent evaluation of the same model: their
+            # spread is the noise level a before/after difference must clear.
+            per_column = rewards.reshape(len(prompt_ids), samples).mean(axis=0)
+            out["eval/sampled_acc_spread"] = float(per_column.max() - per_column.min())
         out["eval/sampled_length"] = float(np.mean([len(r.completion_ids) for r in rolls])) if rolls else 0.0
         for k in pass_k:
             out[f"eval/pass@{k}"] = float(np.mean([pass_at_k(samples, int(c), k) for c in correct]))

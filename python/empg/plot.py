@@ -31,6 +31,16 @@ def _label(run: Path) -> str:
     return f"{run.name} ({algo})" if algo else run.name
 
 
+def _save(plt: Any, fig: Any, axes: list[Any], path: Path) -> Path:
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_runs(runs: Sequence[str | Path], out: str | Path | None = None) -> list[Path]:
     import matplotlib
 
@@ -52,13 +62,7 @@ def plot_runs(runs: Sequence[str | Path], out: str | Path | None = None) -> list
                 axes[1].plot(x, y, style, label=f"{label} {key.split('/')[1]}")
     axes[0].set(title="training reward (mean over samples)", xlabel="iteration", ylabel="reward")
     axes[1].set(title="held-out accuracy", xlabel="iteration", ylabel="accuracy", ylim=(0, 1))
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    written.append(out_dir / "accuracy.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(plt, fig, list(axes), out_dir / "accuracy.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for d, label, rows in data:
@@ -67,12 +71,7 @@ def plot_runs(runs: Sequence[str | Path], out: str | Path | None = None) -> list
         if x:
             ax.plot(x, y, "o--", label=f"{label} greedy (eval)")
     ax.set(title="response length (tokens)", xlabel="iteration", ylabel="tokens")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    written.append(out_dir / "length.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(plt, fig, [ax], out_dir / "length.png"))
 
     fig, axes = plt.subplots(1, len(data), figsize=(6 * len(data), 4), squeeze=False)
     for ax, (d, label, rows) in zip(axes[0], data):
@@ -84,9 +83,5 @@ def plot_runs(runs: Sequence[str | Path], out: str | Path | None = None) -> list
             ax.bar(x, y, bottom=bottom, label=key.split("/")[1])
             bottom = y if bottom is None else [a + b for a, b in zip(bottom, y)]
         ax.set(title=f"time per iteration: {label}", xlabel="iteration", ylabel="seconds")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    written.append(out_dir / "time.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(plt, fig, list(axes[0]), out_dir / "time.png"))
     return written

@@ -27,9 +27,7 @@ def _vllm(model: Any, tokenizer: Any, cfg: Any) -> Sampler:
             f"sampling.sampler=vllm: cannot import empg.samplers.vllm ({e}); install vLLM "
             "(pip install vllm, CUDA only) or use sampling.sampler=transformers"
         ) from None
-    if hasattr(VLLMSampler, "from_config"):
-        return VLLMSampler.from_config(cfg, model, tokenizer)  # type: ignore[no-any-return]
-    return VLLMSampler(model, tokenizer, gpu_memory_utilization=cfg.sampling.gpu_memory_utilization)  # type: ignore[no-any-return]
+    return VLLMSampler.from_config(cfg, model, tokenizer)  # type: ignore[no-any-return]
 
 
 SAMPLERS: dict[str, Callable[[Any, Any, Any], Sampler]] = {
