@@ -47,6 +47,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                     "2 timed iterations, scaling at 64 and 256 rollouts")
     ap.add_argument("--models", default=None, help="comma list of smollm2,tiny (default: both; --quick: tiny)")
     ap.add_argument("--systems", default=",".join(harness.SYSTEMS), help="end-to-end systems to run")
+    ap.add_argument("--smollm2-systems", default=None, help="end-to-end systems for the SmolLM2 model only "
+                    "(default: --systems); e.g. empg,trl/math-verify on a busy machine")
     ap.add_argument("--iterations", type=int, default=None, help="timed iterations per system (default 3; quick 2)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--prompts", type=int, default=8, help="prompts per iteration")
@@ -64,7 +66,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--out", default=None, help="write the markdown tables here (e.g. benches/results/vs_trl.md)")
-    ap.add_argument("--plot", default=str(HERE / "results" / "cpu_side_scaling.png"))
+    ap.add_argument("--plot", default=None, help="where the scaling plot goes (default: "
+                    "benches/results/cpu_side_scaling.png; with --quick: the temporary log folder)")
     return ap.parse_args(argv)
 
 
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
                              threads=a.threads, empg_token_budget=a.empg_token_budget)
             print(f"== end to end, model {model} (worker logs in {log_dir})", flush=True)
             os.makedirs(os.path.join(log_dir, model), exist_ok=True)
-            res = harness.run(s, systems, log_dir=os.path.join(log_dir, model))
+            chosen = a.smollm2_systems.split(",") if model == "smollm2" and a.smollm2_systems else systems
+            res = harness.run(s, chosen, log_dir=os.path.join(log_dir, model))
             results_by_model[model] = res
             lines = report.e2e_tables(s, res)
             print("\n".join(lines), flush=True)
@@ -105,9 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     if not a.skip_scaling:
         print("== CPU-side scaling", flush=True)
         points = cpu_side.sweep(sizes, group_size=a.scaling_k, math_verify_max=a.math_verify_max)
-        Path(a.plot).parent.mkdir(parents=True, exist_ok=True)
-        cpu_side.plot(points, a.plot)
-        lines = report.scaling_table(points) + ["", f"Plot: `{os.path.relpath(a.plot, HERE.parent)}`."]
+        plot = a.plot or (os.path.join(log_dir, "cpu_side_scaling.png") if a.quick
+                          else str(HERE / "results" / "cpu_side_scaling.png"))
+        Path(plot).parent.mkdir(parents=True, exist_ok=True)
+        cpu_side.plot(points, plot)
+        lines = report.scaling_table(points) + ["", f"Plot: `{os.path.relpath(plot, HERE.parent)}`."]
         print("\n".join(lines), flush=True)
         sections.append(("CPU-side work per iteration vs rollouts", lines))
         e2e = results_by_model.get("smollm2") or next(iter(results_by_model.values()), None)

@@ -56,6 +56,7 @@ def build_config(settings: Settings, path: str, run_dir: str) -> Any:
     t.iterations = settings.total_iterations
     t.epochs = 1
     t.mini_batch_size = settings.rollouts
+    t.steps_per_epoch = 1  # one optimizer step per iteration, as TRL here (empg's default is 2)
     if settings.empg_token_budget:
         t.token_budget = settings.empg_token_budget
     t.scheme = "group_norm"

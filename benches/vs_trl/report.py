@@ -45,8 +45,8 @@ def e2e_tables(settings: Settings, results: dict[str, SystemResult]) -> list[str
             f"{r.info.get('peak_rss', 0) / GIB:.2f} GiB |")
     idle = [n for n, r in results.items() if r.records and r.total("trained_tokens") == 0]
     if idle:
-        lines += ["", f"Note: {', '.join(idle)} trained no token: every group's K rewards agreed (all 0 with a "
-                  "random model), so empg dropped them all before the M-step, while TRL still runs forward and "
+        lines += ["", f"Note: {', '.join(idle)} trained no token: every group's K rewards agreed (all 0 with the "
+                  "random tiny model), so empg dropped them all before the M-step, while TRL still runs forward and "
                   "backward with zero advantages. This row compares the pipelines' overheads, not equal M-step work."]
     lines += ["", "Time split, seconds per iteration (share of the wall time):", "",
               "| system | " + " | ".join(c.replace("_", "/") for c in CATEGORIES) + " | CPU-side share |",
