@@ -2,10 +2,11 @@
 embedded arithmetic task, as a list of :class:`Problem` with a reference FINAL answer each.
 
 The reference is extracted once, at load time: GSM8K's text after the last ``#### `` (commas
-removed), MATH's ``answer`` field where present or else the content of the last ``\\boxed{}`` of the
-solution (through the Rust verifier's extractor, one call for the whole file). A row that cannot give
-a question and a reference is an error naming the file, the 1-based row (line) number and the field;
-``skip_bad_rows=True`` records it in :class:`LoadReport` instead.
+removed), MATH's ``answer`` field where present or else the content of the last ``\\boxed{}`` of
+the solution (through the Rust verifier's extractor, one call for the whole file). A row that
+cannot give a question and a reference is an error naming the file, the 1-based row (line) number
+and the field; ``skip_bad_rows=True`` records it in :class:`LoadReport` instead. (MATH train has
+two such rows, with an empty ``\\boxed{}``: load it with ``skip_bad_rows=True``.)
 
 Where the files are: ``path=`` if given, else :func:`default_data_path` under ``$EMPG_DATA_DIR`` (or
 ``<repo>/../shared/data``), else the Hugging Face hub through ``datasets.load_dataset``. The file

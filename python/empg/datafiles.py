@@ -2,10 +2,10 @@
 
 :func:`read_rows` reads a local jsonl (line by line, so a bad line is reported by its 1-based line
 number), a JSON array file or a parquet file; :func:`read_hub` reads a Hugging Face hub dataset
-through ``datasets.load_dataset``; :func:`parse_rows` applies a :class:`RowFormat` (which fields hold
-the question, the reference and the metadata, and how to extract the final answer). Bad rows are
-collected as ``(row, reason)``: raised as one :class:`~empg.exceptions.DataError` naming the file, row
-and field, or returned as skipped when the caller asks to skip them.
+through ``datasets.load_dataset``; :func:`parse_rows` applies a :class:`RowFormat` (which fields
+hold the question, the reference and the metadata, and how to extract the final answer). Bad rows
+are collected as ``(row, reason)``: raised as one :class:`~empg.exceptions.DataError` naming the
+file, row and field, or returned as skipped when the caller asks to skip them.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Two kinds:
 
-- ``"plain"``: an instruction, then ``Question: ...\\nAnswer: ...`` blocks (the few-shot pairs), then
-  the question and ``Answer:``. Works with base and instruct models alike; the model tends to go on
-  with a new ``Question:`` after its answer, so :attr:`PromptTemplate.stop` ends sampling there.
+- ``"plain"``: an instruction, then ``Question: ...\\nAnswer: ...`` blocks (the few-shot pairs),
+  then the question and ``Answer:``. Works with base and instruct models alike; the model tends to
+  go on with a new ``Question:`` after its answer, so :attr:`PromptTemplate.stop` ends it there.
 - ``"chat"``: the tokenizer's chat template, the few-shot pairs as prior user/assistant turns, the
   instruction at the head of every user turn.
 

@@ -9,7 +9,7 @@ Difficulties (``Problem.level``; ``Problem.subject`` names the family):
 
 0. ``What is a + b?`` with a, b in 1..20.
 1. ``What is a + b?`` / ``What is a - b?`` with operands up to 100 (differences stay positive).
-   Sums share the family ``add`` with difficulty 0, so a sum is held out at every difficulty or none.
+   Sums share the family ``add`` with difficulty 0: a sum is held out at every difficulty or none.
 2. ``What is a × b?`` with a, b in 2..12, or ``What is a + b + c?`` with a, b, c in 1..30.
 3. One-step word problems (buy more, give away, bags of, share equally).
 4. Two-step word problems (buy then give, bags plus some, give to each, change from a bill).
