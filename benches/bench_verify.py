@@ -6,10 +6,11 @@ Pairs are built from the shared data, labelled by construction:
 
 * MATH (test.jsonl, 5,000 problems; the reference is the official solution's last boxed answer):
   per problem one correct response (alternately the official solution, or a short rationale
-  ending in an equivalent rewrite of the answer: `\\dfrac`, decimals of simple fractions,
-  thousands commas, `x = ...`, reordered solution lists, degree signs, `\\left( \\right)`) and one
-  wrong one (a digit of the answer changed, or another problem's answer whose normalised string
-  differs).
+  ending in an equivalent rewrite of the answer: `\\dfrac`, `a/b`, decimals of simple fractions,
+  signs moved, thousands commas, `x = ...`, units, reordered solution lists, degree signs,
+  `\\left( \\right)`, `\\sqrt2`, `x^2`, `(a)/(b)`, `2 \\cdot x`) and one wrong one (a digit
+  changed, a sign flipped, a fraction inverted, an interval's bracket changed, or another
+  problem's answer whose normalised string differs).
 * GSM8K (test.jsonl, 1,319 problems; reference the `#### N` number): per problem the official
   solution or a reformatted correct answer (`$1,234.00`, `\\boxed{}`, "The answer is N dollars"),
   and a wrong number.
@@ -78,33 +79,55 @@ def rewrite(ans: str, rng: random.Random) -> str:
         for p in (2, 5):
             while b2 % p == 0:
                 b2 //= p
-        if b2 == 1 and b:
-            return repr(a / b) if rng.random() < 0.5 else f"\\dfrac{{{a}}}{{{b}}}"
-        return f"\\frac{a}{b}" if a < 10 and b < 10 else f"{a}/{b}"
+        if b2 == 1 and b and rng.random() < 0.5:
+            return repr(a / b)
+        return rng.choice([f"\\dfrac{{{a}}}{{{b}}}", f"{a}/{b}", f"\\frac{{{-a}}}{{{-b}}}"])
     if re.fullmatch(r"-?\d+", ans):
         n = int(ans)
-        choice = rng.randrange(3)
+        choice = rng.randrange(4)
         if choice == 0 and abs(n) >= 1000:
             return f"{n:,}"
         if choice == 1:
             return f"x = {n}"
+        if choice == 2:
+            return f"{n}\\text{{ units}}"
         return f"{n}.0"
     if re.fullmatch(r"-?\d+\^\\circ", ans):
         return ans.replace("^\\circ", "")
-    if "," in ans and not re.search(r"[()\[\]\\{}]", ans):
+    if "," in ans and not re.search(r"[()\[\]\\{}]", ans) and not re.fullmatch(r"\d{1,3}(,\d{3})+", ans):
         parts = [p.strip() for p in ans.split(",")]
         return ", ".join(reversed(parts))
     if ans.startswith("(") and ans.endswith(")"):
         return "\\left" + ans[:-1] + "\\right)"
-    if "\\frac" in ans:
-        return ans.replace("\\frac", "\\dfrac")
+    rules = [
+        (r"\\sqrt\{(\d)\}", r"\\sqrt\1"),  # \sqrt{2} -> \sqrt2
+        (r"\^\{(\d)\}", r"^\1"),  # x^{2} -> x^2
+        (r"(?<![\d ])\\frac\{([^{}]+)\}\{([^{}]+)\}", r"(\1)/(\2)"),  # \frac{a}{b} -> (a)/(b), not 2\frac14
+        (r"\\frac", r"\\dfrac"),
+        (r"\\pi", r"\\pi "),
+        (r"(\d)([a-z])", r"\1 \\cdot \2"),  # 2x -> 2 \cdot x
+    ]
+    rng.shuffle(rules)
+    for pat, rep in rules:
+        out = re.sub(pat, rep, ans, count=1)
+        if out != ans:
+            return out
     return ans
 
 
 def perturb(ans: str, others: list[str], rng: random.Random) -> str:
-    """A wrong answer: one digit changed, or another problem's (different) answer."""
+    """A wrong answer: a digit changed, a sign flipped, a fraction inverted, an interval's bracket
+    changed, or another problem's (different) answer."""
+    r = rng.random()
+    m = re.fullmatch(r"\\[dt]?frac\{(\d+)\}\{(\d+)\}", ans)
+    if m and m.group(1) != m.group(2) and r < 0.3:
+        return f"\\frac{{{m.group(2)}}}{{{m.group(1)}}}"
+    if re.fullmatch(r"[(\[].*,.*[)\]]", ans) and r < 0.3:
+        return ("[" if ans[0] == "(" else "(") + ans[1:]
+    if re.fullmatch(r"\d+(\.\d+)?|\\frac\{\d+\}\{\d+\}|\d*\\sqrt\{\d+\}", ans) and r < 0.45 and key(ans) not in ("0",):
+        return "-" + ans
     digits = [i for i, c in enumerate(ans) if c.isdigit()]
-    if digits and rng.random() < 0.6:
+    if digits and r < 0.8:
         i = rng.choice(digits)
         d = str((int(ans[i]) + rng.randrange(1, 9)) % 10)
         out = ans[:i] + d + ans[i + 1 :]
@@ -157,6 +180,38 @@ def run_math_verify(pairs):
     return out
 
 
+def hostile_inputs() -> dict[str, str]:
+    """Inputs built to make a verifier hang or crash."""
+    return {
+        "1 MB of digits": "9" * (1 << 20),
+        "1 MB of prose with boxes": ("word \\boxed{1} " * 70_000)[: 1 << 20],
+        "10^{10^{10}}": "10^{10^{10}}",
+        "power tower x500": "10^{" * 500 + "}" * 500,
+        "nesting 100k": "(" * 100_000 + "1" + ")" * 100_000,
+        "unbalanced braces": "\\frac{" * 10_000,
+        "1000! and 10^{1000}": "1000! + 10^{1000}",
+        "60-item polynomial set": "\\{" + ",".join(f"x^{{{i}}}+y" for i in range(60)) + "\\}",
+        "60-item set, reversed": "\\{" + ",".join(f"x^{{{i}}}+y" for i in reversed(range(60))) + "\\}",
+        "long sum of variables": "+".join(f"x_{{{i}}}" for i in range(400)),
+    }
+
+
+def worst_item_ms() -> list[tuple[str, float]]:
+    """The slowest of 5 runs of each hostile input, verified alone (one thread)."""
+    out = []
+    inputs = hostile_inputs()
+    for name, text in inputs.items():
+        ref = inputs["60-item polynomial set"] if "reversed" in name else text[:-1] if len(text) < 5000 else "1"
+        best = 0.0
+        for _ in range(5):
+            t = time.perf_counter()
+            empg.verify_batch([text, f"\\boxed{{{text}}}"], [ref, text], style="auto")
+            empg.is_equivalent(text, ref)
+            best = max(best, (time.perf_counter() - t) / 3)
+        out.append((name, best * 1e3))
+    return out
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -185,6 +240,7 @@ def main() -> None:
     os.environ["EMPG_PARALLELISM"] = "0"
     empg.verify_batch(responses[:200], refs[:200])  # warm-up
     t1, ours = min((timed(lambda: empg.verify_batch(responses, refs, style="auto")) for _ in range(3)), key=lambda r: r[0])
+    worst = worst_item_ms()
     del os.environ["EMPG_PARALLELISM"]
     tn, ours_par = min((timed(lambda: empg.verify_batch(responses, refs, style="auto")) for _ in range(3)), key=lambda r: r[0])
     assert (ours == ours_par).all(), "parallel and sequential results differ"
@@ -236,12 +292,20 @@ def main() -> None:
         "Sample of disagreements (reference | extracted by empg | label | empg | math-verify):",
         "",
     ]
+    tail = [
+        "",
+        "Worst time per item on hostile inputs (empg, one thread, slowest of 5 runs; target < 10 ms):",
+        "",
+        "| input | ms per item |",
+        "|---|---:|",
+        *[f"| {name} | {ms:.3f} |" for name, ms in worst],
+    ]
     sample = random.Random(1).sample(dis, min(15, len(dis)))
     extracted = empg.extract_answers([responses[i] for i in sample])
     for i, e in zip(sample, extracted):
         who = "empg" if ours[i] == bool(labels[i]) else "math-verify"
         lines.append(f"- `{refs[i][:60]}` | `{(e or '')[:60]}` | {labels[i]} | {int(ours[i])} | {int(theirs[i])} -> {who} right")
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines + tail) + "\n"
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

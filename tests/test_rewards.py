@@ -101,3 +101,48 @@ def test_trl_adapter_names_missing_columns():
         g(prompts=["p"], completions=["c"], completion_ids=None, **trl_kwargs({"answer": ["1"]}))
     with pytest.raises(InvalidInputError, match="style"):
         trl_reward_func(style="nope")
+
+
+@pytest.mark.slow
+def test_trl_grpo_trainer_calls_the_adapter(tmp_path):
+    """A real GRPOTrainer step (tiny random Llama, CPU) calls empg's reward function with its own
+    keyword arguments; the rewards it gets are the verifier's on those completions."""
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from trl import GRPOConfig, GRPOTrainer
+
+    import empg
+
+    corpus = ["What is 2+2? 2+2=4, so the answer is \\boxed{4}.\n#### 4"] * 20
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>", "<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", pad_token="<pad>")
+    model = LlamaForCausalLM(
+        LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=2, num_key_value_heads=2)
+    )
+    reward = trl_reward_func()
+    calls = []
+
+    def empg_accuracy(**kwargs):  # records what TRL passes, and what the real adapter returns
+        out = reward(**kwargs)
+        calls.append((kwargs, out))
+        return out
+
+    ds = Dataset.from_list([{"prompt": "What is 2+2?", "answer": "2+2=<<2+2=4>>4\n#### 4"}] * 4)
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, max_completion_length=8, num_generations=2,
+                      per_device_train_batch_size=2, max_steps=1, report_to=[], save_strategy="no")
+    GRPOTrainer(model=model, reward_funcs=[empg_accuracy], args=args, train_dataset=ds, processing_class=tok).train()
+    assert calls
+    kwargs, out = calls[0]
+    assert {"prompts", "completions", "completion_ids", "answer"} <= set(kwargs)
+    texts = [completion_text(c) for c in kwargs["completions"]]
+    assert out == empg.verify_batch(texts, ["4"] * len(texts)).tolist()
+    assert all(type(r) is float for r in out)

@@ -25,7 +25,10 @@ pub fn extract_answers(
         crate::parallel::install(|| {
             texts
                 .par_iter()
-                .map(|t| catch_unwind(AssertUnwindSafe(|| verify::extract(t, style, fallback))).unwrap_or(None))
+                .map(|t| {
+                    catch_unwind(AssertUnwindSafe(|| verify::extract(t, style, fallback)))
+                        .unwrap_or(None)
+                })
                 .collect()
         })
     }))
@@ -62,7 +65,8 @@ pub fn verify_batch<'py>(
                 .par_iter()
                 .zip(references.par_iter())
                 .map(|(resp, reference)| {
-                    let ok = catch_unwind(AssertUnwindSafe(|| verify::verify(resp, reference, style)));
+                    let ok =
+                        catch_unwind(AssertUnwindSafe(|| verify::verify(resp, reference, style)));
                     if ok.unwrap_or(false) {
                         1.0
                     } else {

@@ -53,21 +53,34 @@ pub fn same(a: &Node, b: &Node, budget: &mut Budget) -> bool {
         (Node::Text(x), Node::Text(y)) => text_key(x) == text_key(y),
         (Node::Text(_), _) | (_, Node::Text(_)) => false,
         (Node::Rel(pa, oa), Node::Rel(pb, ob)) => same_rel(pa, oa, pb, ob, budget),
+        (Node::Rel(parts, ops), Node::Tuple(o, c, xs))
+        | (Node::Tuple(o, c, xs), Node::Rel(parts, ops))
+            if xs.len() == 2 =>
+        {
+            rel_interval(parts, ops).is_some_and(|(lo, lc, hi, hc)| {
+                lc == (*o == b'[')
+                    && hc == (*c == b']')
+                    && same(&lo, &xs[0], budget)
+                    && same(&hi, &xs[1], budget)
+            })
+        }
         (Node::Rel(parts, ops), other) | (other, Node::Rel(parts, ops)) => {
             solved_value(parts, ops).is_some_and(|v| same(v, other, budget))
         }
         (Node::Set(xs), Node::Set(ys)) | (Node::Union(xs), Node::Union(ys)) => {
             same_unordered(xs, ys, budget)
         }
-        (Node::Set(xs), other) | (other, Node::Set(xs)) if xs.len() == 1 => same(&xs[0], other, budget),
+        (Node::Set(xs), other) | (other, Node::Set(xs)) if xs.len() == 1 => {
+            same(&xs[0], other, budget)
+        }
         (Node::Tuple(o1, c1, xs), Node::Tuple(o2, c2, ys)) => {
             o1 == o2 && c1 == c2 && same_ordered(xs, ys, budget)
         }
         (Node::Matrix(r1), Node::Matrix(r2)) => {
-            r1.len() == r2.len()
-                && r1.iter().zip(r2).all(|(x, y)| same_ordered(x, y, budget))
+            r1.len() == r2.len() && r1.iter().zip(r2).all(|(x, y)| same_ordered(x, y, budget))
         }
-        (Node::Matrix(rows), Node::Tuple(b'(', b')', xs)) | (Node::Tuple(b'(', b')', xs), Node::Matrix(rows)) => {
+        (Node::Matrix(rows), Node::Tuple(b'(', b')', xs))
+        | (Node::Tuple(b'(', b')', xs), Node::Matrix(rows)) => {
             let flat: Vec<&Node> = rows.iter().flatten().collect();
             (rows.len() == 1 || rows.iter().all(|r| r.len() == 1))
                 && flat.len() == xs.len()
@@ -87,7 +100,12 @@ pub fn same(a: &Node, b: &Node, budget: &mut Budget) -> bool {
 fn is_scalar(n: &Node) -> bool {
     !matches!(
         n,
-        Node::Rel(..) | Node::Tuple(..) | Node::Set(_) | Node::Union(_) | Node::Matrix(_) | Node::Text(_)
+        Node::Rel(..)
+            | Node::Tuple(..)
+            | Node::Set(_)
+            | Node::Union(_)
+            | Node::Matrix(_)
+            | Node::Text(_)
     )
 }
 
@@ -105,12 +123,55 @@ fn solved_value<'n>(parts: &'n [Node], ops: &[RelOp]) -> Option<&'n Node> {
         return None;
     }
     let (first, last) = (parts.first()?, parts.last()?);
-    if matches!(first, Node::Var(_)) {
+    if is_name(first) {
         Some(last)
-    } else if parts.len() == 2 && matches!(last, Node::Var(_)) {
+    } else if parts.len() == 2 && is_name(last) {
         Some(first)
     } else {
         None
+    }
+}
+
+/// A variable, or a function-like name such as `f(x)` (parsed as a product of variables).
+fn is_name(n: &Node) -> bool {
+    match n {
+        Node::Var(_) => true,
+        Node::Mul(xs) => xs.iter().all(|x| matches!(x, Node::Var(_))),
+        _ => false,
+    }
+}
+
+/// The interval a one-variable inequality states, as (low, closed, high, closed):
+/// `x > 3` → (3, ∞), `x \le 2` → (−∞, 2], `1 \le x < 2` → [1, 2).
+fn rel_interval(parts: &[Node], ops: &[RelOp]) -> Option<(Node, bool, Node, bool)> {
+    let var = |n: &Node| matches!(n, Node::Var(_));
+    let up = |o: RelOp| matches!(o, RelOp::Lt | RelOp::Le);
+    let down = |o: RelOp| matches!(o, RelOp::Gt | RelOp::Ge);
+    match (parts, ops) {
+        ([a, b], [op]) => {
+            let (l, op, r) = oriented(a, *op, b);
+            if !up(op) {
+                return None;
+            }
+            let closed = op == RelOp::Le;
+            if var(l) && !var(r) {
+                Some((Node::Neg(Box::new(Node::Inf)), false, r.clone(), closed))
+            } else if var(r) && !var(l) {
+                Some((l.clone(), closed, Node::Inf, false))
+            } else {
+                None
+            }
+        }
+        ([a, x, b], [o1, o2]) if var(x) => {
+            if up(*o1) && up(*o2) {
+                Some((a.clone(), *o1 == RelOp::Le, b.clone(), *o2 == RelOp::Le))
+            } else if down(*o1) && down(*o2) {
+                Some((b.clone(), *o2 == RelOp::Ge, a.clone(), *o1 == RelOp::Ge))
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 
@@ -163,7 +224,10 @@ fn same_rel(pa: &[Node], oa: &[RelOp], pb: &[Node], ob: &[RelOp], budget: &mut B
         }
         let rev_ops: Vec<RelOp> = ob.iter().rev().map(flip).collect();
         return oa == rev_ops.as_slice()
-            && pa.iter().zip(pb.iter().rev()).all(|(x, y)| same(x, y, budget));
+            && pa
+                .iter()
+                .zip(pb.iter().rev())
+                .all(|(x, y)| same(x, y, budget));
     }
     let (l1, o1, r1) = oriented(&pa[0], oa[0], &pa[1]);
     let (l2, o2, r2) = oriented(&pb[0], ob[0], &pb[1]);
@@ -231,7 +295,14 @@ fn same_expr(a: &Node, b: &Node, budget: &mut Budget) -> bool {
 }
 
 /// `l1 − r1 = c·(l2 − r2)` for one constant `c ≠ 0` (`c > 0` for inequalities) at random points.
-fn proportional(l1: &Node, r1: &Node, l2: &Node, r2: &Node, positive: bool, budget: &mut Budget) -> bool {
+fn proportional(
+    l1: &Node,
+    r1: &Node,
+    l2: &Node,
+    r2: &Node,
+    positive: bool,
+    budget: &mut Budget,
+) -> bool {
     let mut vars = Vec::new();
     for n in [l1, r1, l2, r2] {
         vars_of(n, &mut vars);

@@ -204,13 +204,20 @@ pub fn vars_of(node: &Node, out: &mut Vec<u16>) {
     match node {
         Node::Var(k) => push(*k, out),
         Node::Neg(a) | Node::Func(_, a) => vars_of(a, out),
-        Node::Div(a, b) | Node::Pow(a, b) | Node::Root(a, b) | Node::Log(a, b) | Node::Binom(a, b) => {
+        Node::Div(a, b)
+        | Node::Pow(a, b)
+        | Node::Root(a, b)
+        | Node::Log(a, b)
+        | Node::Binom(a, b) => {
             vars_of(a, out);
             vars_of(b, out);
         }
-        Node::Add(xs) | Node::Mul(xs) | Node::Set(xs) | Node::Union(xs) | Node::Rel(xs, _) | Node::Tuple(_, _, xs) => {
-            xs.iter().for_each(|x| vars_of(x, out))
-        }
+        Node::Add(xs)
+        | Node::Mul(xs)
+        | Node::Set(xs)
+        | Node::Union(xs)
+        | Node::Rel(xs, _)
+        | Node::Tuple(_, _, xs) => xs.iter().for_each(|x| vars_of(x, out)),
         Node::Matrix(rows) => rows.iter().flatten().for_each(|x| vars_of(x, out)),
         _ => {}
     }
@@ -251,7 +258,9 @@ mod tests {
     fn evaluates_irrationals_in_floating_point() {
         let v = val("\\sin^2 x").is_none();
         assert!(v, "a free variable has no value without an environment");
-        assert!(val("\\frac{\\sqrt{2}}{2}").unwrap().same(val("\\sin(\\pi/4)").unwrap()));
+        assert!(val("\\frac{\\sqrt{2}}{2}")
+            .unwrap()
+            .same(val("\\sin(\\pi/4)").unwrap()));
         assert!(val("e^{i\\pi}").unwrap().same(Value::int(-1)));
     }
 

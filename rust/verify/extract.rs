@@ -10,16 +10,34 @@
 
 use super::latex::match_brace;
 
+/// The last occurrence of `needle`: SIMD `memrchr` for its first byte, then a comparison
+/// (`str::rfind` is several times slower on long texts).
+fn rfind(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let mut end = h.len();
+    while let Some(p) = memchr::memrchr(n[0], &h[..end]) {
+        if h[p..].starts_with(n) {
+            return Some(p);
+        }
+        end = p;
+    }
+    None
+}
+
 /// Longest answer returned by the phrase rules (a run-on sentence is not an answer).
 const MAX_PHRASE: usize = 200;
 
 /// The content of the last `\boxed`/`\fbox`.
 pub fn boxed(text: &str) -> Option<&str> {
-    let pos = [text.rfind("\\boxed"), text.rfind("\\fbox")]
+    let pos = [rfind(text, "\\boxed"), rfind(text, "\\fbox")]
         .into_iter()
         .flatten()
         .max()?;
-    let cmd = if text[pos..].starts_with("\\boxed") { 6 } else { 5 };
+    let cmd = if text[pos..].starts_with("\\boxed") {
+        6
+    } else {
+        5
+    };
     let rest = &text[pos + cmd..];
     let b = rest.as_bytes();
     let out = if rest.starts_with('{') {
@@ -28,7 +46,9 @@ pub fn boxed(text: &str) -> Option<&str> {
     } else if rest.starts_with(' ') {
         // `\boxed 5`: up to the end of the token.
         let t = rest.trim_start();
-        let end = t.find(|c: char| c.is_whitespace() || c == '$').unwrap_or(t.len());
+        let end = t
+            .find(|c: char| c.is_whitespace() || c == '$')
+            .unwrap_or(t.len());
         &t[..end]
     } else {
         return None;
@@ -48,7 +68,9 @@ fn leading_number(s: &str) -> Option<&str> {
         i += 1;
     }
     let digits_from = i;
-    while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b',' && i + 1 < b.len() && b[i + 1].is_ascii_digit())) {
+    while i < b.len()
+        && (b[i].is_ascii_digit() || (b[i] == b',' && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+    {
         i += 1;
     }
     if i < b.len() && b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
@@ -84,37 +106,56 @@ fn leading_math(s: &str) -> Option<&str> {
     None
 }
 
-/// The answer stated after the last "the answer is" / "answer:" phrase.
-fn phrase(text: &str) -> Option<&str> {
-    let lower = text.to_ascii_lowercase();
-    let mut best: Option<usize> = None;
-    for key in ["answer is", "answer:", "answer**:", "answer:**", "answer :"] {
-        if let Some(p) = lower.rfind(key) {
-            let end = p + key.len();
-            if best.is_none_or(|b| end > b) {
-                best = Some(end);
-            }
+/// Where the text after the last "answer is" / "answer:" phrase starts (any letter case).
+fn after_answer_phrase(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut end = b.len();
+    // Scan back over every `n`/`N` (SIMD), checking for "answer" in any case: linear overall,
+    // without copying the text.
+    while let Some(p) = memchr::memrchr2(b'n', b'N', &b[..end]) {
+        end = p;
+        let word = p > 0 && b[p - 1].eq_ignore_ascii_case(&b'a');
+        if !word
+            || !b[p..]
+                .get(..5)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"nswer"))
+        {
+            continue;
+        }
+        let rest = text[p + 5..].trim_start_matches([' ', '*']);
+        if rest.starts_with(':') {
+            return Some(text.len() - rest.len() + 1);
+        }
+        let word_is = rest.get(..2).is_some_and(|w| w.eq_ignore_ascii_case("is"))
+            && !rest[2..].starts_with(|c: char| c.is_alphanumeric() || c == '\'');
+        if word_is {
+            return Some(text.len() - rest.len() + 2);
         }
     }
-    let rest = text[best?..].trim_start_matches([' ', ':', '*', '\t']);
+    None
+}
+
+/// The answer stated after the last "the answer is" / "answer:" phrase.
+fn phrase(text: &str) -> Option<&str> {
+    let rest = text[after_answer_phrase(text)?..].trim_start_matches([' ', ':', '*', '\t']);
     if let Some(m) = leading_math(rest) {
         return Some(m);
     }
     if let Some(n) = leading_number(rest) {
         return Some(n);
     }
-    let end = rest
-        .find(['\n', '.'])
-        .unwrap_or(rest.len())
-        .min(MAX_PHRASE);
-    let end = (0..=end).rev().find(|&k| rest.is_char_boundary(k)).unwrap_or(0);
+    let end = rest.find(['\n', '.']).unwrap_or(rest.len()).min(MAX_PHRASE);
+    let end = (0..=end)
+        .rev()
+        .find(|&k| rest.is_char_boundary(k))
+        .unwrap_or(0);
     let out = rest[..end].trim().trim_end_matches('*').trim();
     (!out.is_empty()).then_some(out)
 }
 
 /// The content of the last `#### N` line.
 fn hashes(text: &str) -> Option<&str> {
-    let p = text.rfind("####")?;
+    let p = rfind(text, "####")?;
     let rest = &text[p + 4..];
     let line = rest.split('\n').next().unwrap_or("").trim();
     let line = line.trim_end_matches('.').trim();
@@ -132,7 +173,7 @@ fn last_number(text: &str) -> Option<String> {
         return None;
     }
     let mut start = end;
-    while start > 0 {
+    while start > 0 && end - start <= super::MAX_ANSWER_LEN {
         let c = b[start - 1];
         let sep_ok = start >= 2 && b[start - 2].is_ascii_digit();
         if c.is_ascii_digit() || ((c == b',' || c == b'.') && sep_ok) {
@@ -143,6 +184,9 @@ fn last_number(text: &str) -> Option<String> {
     }
     if start > 0 && b[start - 1] == b'-' {
         start -= 1;
+    }
+    if end - start > super::MAX_ANSWER_LEN {
+        return None; // not an answer (and it could only ever match an identical string)
     }
     Some(text[start..end].replace(',', ""))
 }
@@ -177,7 +221,10 @@ mod tests {
 
     #[test]
     fn boxed_takes_the_last_with_nested_braces() {
-        assert_eq!(boxed("a \\boxed{1} b \\boxed{\\frac{1}{2}}."), Some("\\frac{1}{2}"));
+        assert_eq!(
+            boxed("a \\boxed{1} b \\boxed{\\frac{1}{2}}."),
+            Some("\\frac{1}{2}")
+        );
         assert_eq!(boxed("\\fbox{7} then \\boxed 42 $"), Some("42"));
         assert_eq!(boxed("so \\boxed{x} and \\fbox{y}"), Some("y"));
         assert_eq!(boxed("no box"), None);
@@ -191,17 +238,41 @@ mod tests {
         assert_eq!(extract(t, Style::Gsm8k, true).as_deref(), Some("7"));
         let t = "We get 5 apples. The answer is $1,200. Done 3";
         assert_eq!(extract(t, Style::Gsm8k, true).as_deref(), Some("$1,200"));
-        assert_eq!(extract("**Answer:** 12 cats", Style::Gsm8k, true).as_deref(), Some("12"));
-        assert_eq!(extract("The answer is $\\frac{1}{2}$.", Style::Gsm8k, true).as_deref(), Some("\\frac{1}{2}"));
-        assert_eq!(extract("it costs 1,234.5 and then -7 more.", Style::Gsm8k, true).as_deref(), Some("-7"));
-        assert_eq!(extract("it costs 1,234.5 dollars", Style::Gsm8k, true).as_deref(), Some("1234.5"));
+        assert_eq!(
+            extract("**Answer:** 12 cats", Style::Gsm8k, true).as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            extract("The answer is $\\frac{1}{2}$.", Style::Gsm8k, true).as_deref(),
+            Some("\\frac{1}{2}")
+        );
+        assert_eq!(
+            extract("it costs 1,234.5 and then -7 more.", Style::Gsm8k, true).as_deref(),
+            Some("-7")
+        );
+        assert_eq!(
+            extract("it costs 1,234.5 dollars", Style::Gsm8k, true).as_deref(),
+            Some("1234.5")
+        );
         assert_eq!(extract("it costs 12", Style::Gsm8k, false), None);
         assert_eq!(extract("no digits", Style::Gsm8k, true), None);
+        assert_eq!(
+            extract("The ANSWER IS 4. Answers: 5 is not", Style::Gsm8k, false).as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            extract("answer isn't 3, it is 4", Style::Gsm8k, true).as_deref(),
+            Some("4")
+        );
+        assert_eq!(extract(&"9".repeat(10_000), Style::Gsm8k, true), None);
     }
 
     #[test]
     fn auto_prefers_boxed() {
-        assert_eq!(extract("#### 5 \\boxed{6}", Style::Auto, true).as_deref(), Some("6"));
+        assert_eq!(
+            extract("#### 5 \\boxed{6}", Style::Auto, true).as_deref(),
+            Some("6")
+        );
         assert_eq!(extract("#### 5", Style::Auto, true).as_deref(), Some("5"));
         assert_eq!(extract("#### 5", Style::Boxed, true), None);
     }

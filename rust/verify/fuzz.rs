@@ -14,33 +14,108 @@ use super::{equivalent, extract, Style};
 const LIMIT: Duration = Duration::from_millis(50);
 
 const PIECES: &[&str] = &[
-    "\\frac", "\\dfrac", "{", "}", "{", "}", "(", ")", "[", "]", "\\{", "\\}", "\\sqrt", "^", "_", "1",
-    "2", "3", "10", "0", "x", "y", "e", "i", "\\pi", "+", "-", "\\cdot", "\\times", "/", ",", "=",
-    "\\le", "<", "!", "|", "\\infty", "\\left(", "\\right)", "\\boxed{", "\\text{", "cm", "\\%",
-    "\\$", "^\\circ", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "\\cup", "\\pm", ".", " ",
-    "\\binom", "\\log", "\\sin", "\\lfloor", "\\rfloor", "_2", "{,}", "#### ", "The answer is ",
-    "\\fbox{", "\\sqrt[", "1e9", "99999999999999999999",
+    "\\frac",
+    "\\dfrac",
+    "{",
+    "}",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "\\{",
+    "\\}",
+    "\\sqrt",
+    "^",
+    "_",
+    "1",
+    "2",
+    "3",
+    "10",
+    "0",
+    "x",
+    "y",
+    "e",
+    "i",
+    "\\pi",
+    "+",
+    "-",
+    "\\cdot",
+    "\\times",
+    "/",
+    ",",
+    "=",
+    "\\le",
+    "<",
+    "!",
+    "|",
+    "\\infty",
+    "\\left(",
+    "\\right)",
+    "\\boxed{",
+    "\\text{",
+    "cm",
+    "\\%",
+    "\\$",
+    "^\\circ",
+    "\\begin{pmatrix}",
+    "\\end{pmatrix}",
+    "&",
+    "\\\\",
+    "\\cup",
+    "\\pm",
+    ".",
+    " ",
+    "\\binom",
+    "\\log",
+    "\\sin",
+    "\\lfloor",
+    "\\rfloor",
+    "_2",
+    "{,}",
+    "#### ",
+    "The answer is ",
+    "\\fbox{",
+    "\\sqrt[",
+    "1e9",
+    "99999999999999999999",
 ];
 
 fn latex_shaped() -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(PIECES), 0..60).prop_map(|v| v.concat())
 }
 
+/// Run every entry point on (a, b); the fastest of three runs must be under `LIMIT` (the best of
+/// three so that a thread descheduled on a busy machine is not mistaken for unbounded work).
 fn check_bounded(a: &str, b: &str) {
-    let t = Instant::now();
-    let _ = equivalent(a, b);
-    let _ = equivalent(b, a);
-    for style in [Style::Auto, Style::Boxed, Style::Gsm8k] {
-        let _ = extract(a, style, true);
+    let run = || {
+        let t = Instant::now();
+        let _ = equivalent(a, b);
+        let _ = equivalent(b, a);
+        for style in [Style::Auto, Style::Boxed, Style::Gsm8k] {
+            let _ = extract(a, style, true);
+        }
+        t.elapsed()
+    };
+    let mut best = run();
+    for _ in 0..2 {
+        if best < LIMIT {
+            return;
+        }
+        best = best.min(run());
     }
-    let dt = t.elapsed();
-    assert!(dt < LIMIT, "took {dt:?} on {a:?} vs {b:?}");
+    assert!(best < LIMIT, "took {best:?} on {a:?} vs {b:?}");
 }
 
 /// A random arithmetic expression in LaTeX with its exact value.
 fn arith() -> impl Strategy<Value = (String, Q)> {
     let leaf = (-20i64..20).prop_map(|n| {
-        let s = if n < 0 { format!("({n})") } else { n.to_string() };
+        let s = if n < 0 {
+            format!("({n})")
+        } else {
+            n.to_string()
+        };
         (s, Q::int(n))
     });
     leaf.prop_recursive(4, 24, 2, |inner| {
@@ -48,7 +123,10 @@ fn arith() -> impl Strategy<Value = (String, Q)> {
             Some(match op {
                 0 => (format!("{a} + {b}"), x.add(y)?),
                 1 => (format!("{a} - \\left({b}\\right)"), x.sub(y)?),
-                2 => (format!("\\left({a}\\right) \\cdot \\left({b}\\right)"), x.mul(y)?),
+                2 => (
+                    format!("\\left({a}\\right) \\cdot \\left({b}\\right)"),
+                    x.mul(y)?,
+                ),
                 3 => (format!("\\frac{{{a}}}{{{b}}}"), x.div(y)?),
                 _ => (format!("\\left({a}\\right)^{{2}}"), x.mul(x)?),
             })
@@ -92,9 +170,19 @@ fn hostile_inputs_are_bounded() {
     let nested = format!("{}x{}", "{".repeat(100_000), "}".repeat(100_000));
     let fracs = "\\frac{1}{".repeat(10_000);
     let tower = "10^{".repeat(500) + &"}".repeat(500);
-    let wide = (0..1000).map(|i| format!("x_{{{i}}}")).collect::<Vec<_>>().join("+");
-    let set = format!("\\{{{}\\}}", (0..60).map(|i| format!("x^{i}")).collect::<Vec<_>>().join(","));
-    for s in [big.as_str(), &nested, &fracs, &tower, &wide, &set] {
+    let wide = (0..1000)
+        .map(|i| format!("x_{{{i}}}"))
+        .collect::<Vec<_>>()
+        .join("+");
+    let answers = "answer answer: x ".repeat(60_000);
+    let set = format!(
+        "\\{{{}\\}}",
+        (0..60)
+            .map(|i| format!("x^{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for s in [big.as_str(), &nested, &fracs, &tower, &wide, &set, &answers] {
         check_bounded(s, s.get(..s.len() - 1).unwrap_or(""));
         check_bounded(s, "1");
     }

@@ -99,12 +99,34 @@ const SIMPLE: &[(&str, &str)] = &[
 
 /// Commands whose braced argument is text (or formatting) to unwrap.
 const WRAPPERS: &[&str] = &[
-    "\\text", "\\textbf", "\\textit", "\\textrm", "\\textnormal", "\\mathrm", "\\mathbf",
-    "\\mathit", "\\mathsf", "\\mathtt", "\\boldsymbol", "\\operatorname", "\\mbox", "\\hbox",
-    "\\boxed", "\\fbox", "\\mathbb", "\\bf",
+    "\\text",
+    "\\textbf",
+    "\\textit",
+    "\\textrm",
+    "\\textnormal",
+    "\\mathrm",
+    "\\mathbf",
+    "\\mathit",
+    "\\mathsf",
+    "\\mathtt",
+    "\\boldsymbol",
+    "\\operatorname",
+    "\\mbox",
+    "\\hbox",
+    "\\boxed",
+    "\\fbox",
+    "\\mathbb",
+    "\\bf",
 ];
 /// Wrappers that may hold a unit after a number.
-const UNIT_WRAPPERS: &[&str] = &["\\text", "\\textrm", "\\textnormal", "\\mathrm", "\\mbox", "\\hbox"];
+const UNIT_WRAPPERS: &[&str] = &[
+    "\\text",
+    "\\textrm",
+    "\\textnormal",
+    "\\mathrm",
+    "\\mbox",
+    "\\hbox",
+];
 
 /// Index just past the `}` matching the `{` at `open`, if balanced.
 pub fn match_brace(s: &[u8], open: usize) -> Option<usize> {
@@ -145,9 +167,11 @@ fn strip_delims(s: &str) -> &str {
 
 fn is_unit_text(content: &str) -> bool {
     let letters = content.chars().filter(|c| c.is_ascii_alphabetic()).count();
-    let ok_chars = content
-        .chars()
-        .all(|c| c.is_ascii_alphabetic() || c.is_whitespace() || matches!(c, '.' | '/' | '-' | '^' | '2' | '3'));
+    let ok_chars = content.chars().all(|c| {
+        c.is_ascii_alphabetic()
+            || c.is_whitespace()
+            || matches!(c, '.' | '/' | '-' | '^' | '2' | '3')
+    });
     ok_chars && (letters >= 2 || (letters == 1 && content.starts_with(' ')))
 }
 
@@ -170,7 +194,10 @@ fn strip_trailing_unit_group(s: &str) -> Option<String> {
         }
         let content = &t[open + 1..t.len() - 1];
         let prefix = t[..start].trim_end();
-        if is_unit_text(content) && !prefix.is_empty() && !prefix.ends_with(['=', '+', '-', '(', ',']) {
+        if is_unit_text(content)
+            && !prefix.is_empty()
+            && !prefix.ends_with(['=', '+', '-', '(', ','])
+        {
             return Some(prefix.to_string());
         }
     }
@@ -227,7 +254,9 @@ fn drop_spaced_separators(s: &str) -> String {
         out.push_str(&rest[..p]);
         let after = rest[p + 3..].trim_start_matches(' ');
         let b = after.as_bytes();
-        let three = b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && b.get(3).is_none_or(|c| !c.is_ascii_digit());
+        let three = b.len() >= 3
+            && b[..3].iter().all(u8::is_ascii_digit)
+            && b.get(3).is_none_or(|c| !c.is_ascii_digit());
         if !three {
             out.push(',');
         }
@@ -385,7 +414,11 @@ pub fn tokenize(s: &str, max_tokens: usize) -> Option<Vec<Tok<'_>>> {
                     }
                     let end = match_brace(b, i)?;
                     let env = &s[i + 1..end - 1];
-                    out.push(if name == "begin" { Tok::Begin(env) } else { Tok::End(env) });
+                    out.push(if name == "begin" {
+                        Tok::Begin(env)
+                    } else {
+                        Tok::End(env)
+                    });
                     i = end;
                 }
                 "lbrace" => out.push(Tok::SetOpen),
@@ -449,7 +482,10 @@ mod tests {
 
     #[test]
     fn normalize_removes_cosmetics() {
-        assert_eq!(normalize("$\\left( 3, \\dfrac{\\pi}{2} \\right)$"), "( 3, \\frac{\\pi}{2} )");
+        assert_eq!(
+            normalize("$\\left( 3, \\dfrac{\\pi}{2} \\right)$"),
+            "( 3, \\frac{\\pi}{2} )"
+        );
         assert_eq!(normalize("\\$1{,}000.00"), "1000.00");
         assert_eq!(normalize("90^\\circ"), "90");
         assert_eq!(normalize("50\\%"), "50");

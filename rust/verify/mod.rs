@@ -15,6 +15,7 @@
 //! unknown) and an operation budget (`BUDGET` node evaluations per comparison). No timeouts, no
 //! signals; malformed input is simply not equivalent.
 
+pub mod commands;
 pub mod compare;
 pub mod eval;
 pub mod extract;
@@ -94,6 +95,14 @@ fn to_node(s: &str, vars: &mut Vars) -> Node {
         .unwrap_or_else(|| Node::Text(s.to_string()))
 }
 
+/// Whether the whole answer is one `\text{...}`-like group.
+fn is_text(s: &str) -> bool {
+    let s = s.trim().trim_matches('$').trim();
+    ["\\text{", "\\textbf{", "\\mbox{", "\\textrm{", "\\mathrm{"].iter().any(|w| {
+        s.starts_with(w) && latex::match_brace(s.as_bytes(), w.len() - 1) == Some(s.len())
+    })
+}
+
 fn squash(s: &str) -> impl Iterator<Item = char> + '_ {
     s.chars().filter(|c| !c.is_whitespace())
 }
@@ -125,8 +134,18 @@ pub fn equivalent(reference: &str, candidate: &str) -> bool {
     if compare::same(&a, &b, budget) {
         return true;
     }
+    // A text answer (`\text{(A)}`, `\text{B, E, G}`) also matches the same letters and digits
+    // in any case: `a`, `b,e,g`.
+    if (is_text(r) || is_text(c)) && compare::text_key(&nr) == compare::text_key(&nc) {
+        return true;
+    }
     // A percentage also matches its fraction: 50% ≡ 50 (above) and 50% ≡ 0.5.
-    let hundredth = |n: &Node| Node::Div(Box::new(n.clone()), Box::new(Node::Num(rational::Q::int(100))));
+    let hundredth = |n: &Node| {
+        Node::Div(
+            Box::new(n.clone()),
+            Box::new(Node::Num(rational::Q::int(100))),
+        )
+    };
     (r.contains('%') && compare::same(&hundredth(&a), &b, budget))
         || (c.contains('%') && compare::same(&a, &hundredth(&b), budget))
 }
@@ -141,6 +160,6 @@ pub fn verify(response: &str, reference: &str, style: Style) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@
 //! deeply nested input fails to parse (and is then compared as text) instead of overflowing the
 //! stack.
 
+use super::commands::starts_primary;
 use super::latex::{RelOp, Tok};
 use super::rational::Q;
 
@@ -77,7 +78,7 @@ pub struct Vars {
 }
 
 impl Vars {
-    fn id(&mut self, name: &str) -> Option<u16> {
+    pub(super) fn id(&mut self, name: &str) -> Option<u16> {
         if let Some(i) = self.names.iter().position(|n| n == name) {
             return Some(i as u16);
         }
@@ -89,59 +90,34 @@ impl Vars {
     }
 }
 
-const GREEK: &[&str] = &[
-    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
-    "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
-    "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega",
-];
-
-type PResult = Result<Node, ()>;
+pub(super) type PResult = Result<Node, ()>;
 
 pub struct Parser<'a, 'v> {
-    toks: Vec<Tok<'a>>,
-    pos: usize,
+    pub(super) toks: Vec<Tok<'a>>,
+    pub(super) pos: usize,
     depth: u32,
     in_abs: u32,
-    vars: &'v mut Vars,
+    pub(super) vars: &'v mut Vars,
 }
 
 /// Parse a whole normalized answer; `Err` when it is not algebra we know.
 pub fn parse(toks: Vec<Tok<'_>>, vars: &mut Vars) -> PResult {
-    let mut p = Parser { toks, pos: 0, depth: 0, in_abs: 0, vars };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        in_abs: 0,
+        vars,
+    };
     let items = p.list()?;
     if p.pos != p.toks.len() {
         return Err(());
     }
-    Ok(if items.len() == 1 { items.into_iter().next().ok_or(())? } else { Node::Set(items) })
-}
-
-fn func_of(name: &str) -> Option<Func> {
-    Some(match name {
-        "sin" => Func::Sin,
-        "cos" => Func::Cos,
-        "tan" => Func::Tan,
-        "sec" => Func::Sec,
-        "csc" => Func::Csc,
-        "cot" => Func::Cot,
-        "arcsin" => Func::Asin,
-        "arccos" => Func::Acos,
-        "arctan" => Func::Atan,
-        "sinh" => Func::Sinh,
-        "cosh" => Func::Cosh,
-        "tanh" => Func::Tanh,
-        "ln" | "log" => Func::Ln,
-        "exp" => Func::Exp,
-        _ => return None,
+    Ok(if items.len() == 1 {
+        items.into_iter().next().ok_or(())?
+    } else {
+        Node::Set(items)
     })
-}
-
-/// Whether the command `\\name` begins a primary (and so may follow a factor implicitly).
-fn starts_primary(name: &str) -> bool {
-    matches!(
-        name,
-        "frac" | "binom" | "sqrt" | "pi" | "infty" | "infinity" | "infin" | "lfloor" | "lceil" | "log" | "lg"
-    ) || func_of(name).is_some()
-        || GREEK.contains(&name)
 }
 
 /// The exact (or, when too long, float) value of a numeral like `1,000.50` or `1.5e3`.
@@ -159,15 +135,15 @@ pub fn number(text: &str) -> Node {
 }
 
 impl<'a, 'v> Parser<'a, 'v> {
-    fn peek(&self) -> Option<Tok<'a>> {
+    pub(super) fn peek(&self) -> Option<Tok<'a>> {
         self.toks.get(self.pos).copied()
     }
 
-    fn peek_at(&self, k: usize) -> Option<Tok<'a>> {
+    pub(super) fn peek_at(&self, k: usize) -> Option<Tok<'a>> {
         self.toks.get(self.pos + k).copied()
     }
 
-    fn eat(&mut self, t: Tok<'a>) -> bool {
+    pub(super) fn eat(&mut self, t: Tok<'a>) -> bool {
         if self.peek() == Some(t) {
             self.pos += 1;
             true
@@ -176,7 +152,7 @@ impl<'a, 'v> Parser<'a, 'v> {
         }
     }
 
-    fn expect(&mut self, t: Tok<'a>) -> Result<(), ()> {
+    pub(super) fn expect(&mut self, t: Tok<'a>) -> Result<(), ()> {
         if self.eat(t) {
             Ok(())
         } else {
@@ -184,7 +160,7 @@ impl<'a, 'v> Parser<'a, 'v> {
         }
     }
 
-    fn enter(&mut self) -> Result<(), ()> {
+    pub(super) fn enter(&mut self) -> Result<(), ()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             Err(())
@@ -194,7 +170,7 @@ impl<'a, 'v> Parser<'a, 'v> {
     }
 
     /// Comma-separated items (at least one).
-    fn list(&mut self) -> Result<Vec<Node>, ()> {
+    pub(super) fn list(&mut self) -> Result<Vec<Node>, ()> {
         let mut items = vec![self.union()?];
         while self.eat(Tok::Sym(b',')) || self.eat(Tok::Sym(b';')) {
             items.push(self.union()?);
@@ -202,7 +178,7 @@ impl<'a, 'v> Parser<'a, 'v> {
         Ok(items)
     }
 
-    fn union(&mut self) -> PResult {
+    pub(super) fn union(&mut self) -> PResult {
         let first = self.relation()?;
         if self.peek() != Some(Tok::Cmd("cup")) {
             return Ok(first);
@@ -222,6 +198,10 @@ impl<'a, 'v> Parser<'a, 'v> {
 
     fn relation(&mut self) -> PResult {
         let first = self.sum()?;
+        // `x \in S` states S.
+        if matches!(first, Node::Var(_)) && self.eat(Tok::Cmd("in")) {
+            return self.union();
+        }
         let mut parts = vec![first];
         let mut ops = Vec::new();
         while let Some(Tok::Rel(op)) = self.peek() {
@@ -229,10 +209,14 @@ impl<'a, 'v> Parser<'a, 'v> {
             ops.push(op);
             parts.push(self.sum()?);
         }
-        Ok(if ops.is_empty() { parts.pop().ok_or(())? } else { Node::Rel(parts, ops) })
+        Ok(if ops.is_empty() {
+            parts.pop().ok_or(())?
+        } else {
+            Node::Rel(parts, ops)
+        })
     }
 
-    fn sum(&mut self) -> PResult {
+    pub(super) fn sum(&mut self) -> PResult {
         self.enter()?;
         let mut terms = vec![self.product()?];
         loop {
@@ -245,10 +229,14 @@ impl<'a, 'v> Parser<'a, 'v> {
             }
         }
         self.depth -= 1;
-        Ok(if terms.len() == 1 { terms.pop().ok_or(())? } else { Node::Add(terms) })
+        Ok(if terms.len() == 1 {
+            terms.pop().ok_or(())?
+        } else {
+            Node::Add(terms)
+        })
     }
 
-    fn starts_factor(&self) -> bool {
+    pub(super) fn starts_factor(&self) -> bool {
         match self.peek() {
             Some(Tok::Num(_) | Tok::Letter(_) | Tok::Begin(_) | Tok::SetOpen) => true,
             Some(Tok::Sym(b'(' | b'{')) => true,
@@ -268,7 +256,11 @@ impl<'a, 'v> Parser<'a, 'v> {
             } else if matches!(t, Some(Tok::Sym(b'/') | Tok::Cmd("div"))) {
                 self.pos += 1;
                 let den = self.unary()?;
-                let num = if factors.len() == 1 { factors.pop().ok_or(())? } else { Node::Mul(std::mem::take(&mut factors)) };
+                let num = if factors.len() == 1 {
+                    factors.pop().ok_or(())?
+                } else {
+                    Node::Mul(std::mem::take(&mut factors))
+                };
                 factors = vec![Node::Div(Box::new(num), Box::new(den))];
             } else if self.starts_factor() {
                 factors.push(self.power()?);
@@ -276,7 +268,11 @@ impl<'a, 'v> Parser<'a, 'v> {
                 break;
             }
         }
-        Ok(if factors.len() == 1 { factors.pop().ok_or(())? } else { Node::Mul(factors) })
+        Ok(if factors.len() == 1 {
+            factors.pop().ok_or(())?
+        } else {
+            Node::Mul(factors)
+        })
     }
 
     fn unary(&mut self) -> PResult {
@@ -292,7 +288,7 @@ impl<'a, 'v> Parser<'a, 'v> {
         Ok(out)
     }
 
-    fn power(&mut self) -> PResult {
+    pub(super) fn power(&mut self) -> PResult {
         self.enter()?;
         let mut base = self.primary()?;
         loop {
@@ -310,7 +306,7 @@ impl<'a, 'v> Parser<'a, 'v> {
     }
 
     /// The exponent after `^`: a braced group, or a signed single primary (`x^-1`, `2^10`).
-    fn exponent(&mut self) -> PResult {
+    pub(super) fn exponent(&mut self) -> PResult {
         if self.eat(Tok::Sym(b'-')) {
             return Ok(Node::Neg(Box::new(self.exponent()?)));
         }
@@ -321,7 +317,7 @@ impl<'a, 'v> Parser<'a, 'v> {
     }
 
     /// A `\frac`/`\sqrt`/`\binom` argument: a braced group or a single token (`\frac13`).
-    fn arg(&mut self) -> PResult {
+    pub(super) fn arg(&mut self) -> PResult {
         match self.peek() {
             Some(Tok::Num(t)) if t.len() > 1 && t.as_bytes()[0].is_ascii_digit() => {
                 // LaTeX takes one digit: \frac13 is 1/3.
@@ -332,13 +328,13 @@ impl<'a, 'v> Parser<'a, 'v> {
         }
     }
 
-    fn group_until(&mut self, close: Tok<'a>) -> Result<Vec<Node>, ()> {
+    pub(super) fn group_until(&mut self, close: Tok<'a>) -> Result<Vec<Node>, ()> {
         let items = self.list()?;
         self.expect(close)?;
         Ok(items)
     }
 
-    fn single(items: Vec<Node>) -> PResult {
+    pub(super) fn single(items: Vec<Node>) -> PResult {
         if items.len() == 1 {
             items.into_iter().next().ok_or(())
         } else {
@@ -346,7 +342,7 @@ impl<'a, 'v> Parser<'a, 'v> {
         }
     }
 
-    fn primary(&mut self) -> PResult {
+    pub(super) fn primary(&mut self) -> PResult {
         self.enter()?;
         let t = self.peek().ok_or(())?;
         self.pos += 1;
@@ -362,7 +358,9 @@ impl<'a, 'v> Parser<'a, 'v> {
                     _ => return Err(()),
                 };
                 self.pos += 1;
-                if items.len() == 1 && open == b'(' && close == b')' || items.len() == 1 && open == b'[' && close == b']' {
+                if items.len() == 1 && open == b'(' && close == b')'
+                    || items.len() == 1 && open == b'[' && close == b']'
+                {
                     Self::single(items)?
                 } else if items.len() >= 2 {
                     Node::Tuple(open, close, items)
@@ -372,7 +370,11 @@ impl<'a, 'v> Parser<'a, 'v> {
             }
             Tok::Sym(b'{') => {
                 let items = self.group_until(Tok::Sym(b'}'))?;
-                if items.len() == 1 { Self::single(items)? } else { Node::Set(items) }
+                if items.len() == 1 {
+                    Self::single(items)?
+                } else {
+                    Node::Set(items)
+                }
             }
             Tok::SetOpen => {
                 if self.eat(Tok::SetClose) {
@@ -394,202 +396,5 @@ impl<'a, 'v> Parser<'a, 'v> {
         };
         self.depth -= 1;
         Ok(out)
-    }
-
-    fn numeral(&mut self, text: &str) -> PResult {
-        // A base subscript: 1011_2, 1011_{2}.
-        if self.peek() == Some(Tok::Sym(b'_')) && text.bytes().all(|b| b.is_ascii_digit()) {
-            self.pos += 1;
-            let base = match self.peek() {
-                Some(Tok::Num(b)) => {
-                    self.pos += 1;
-                    b
-                }
-                Some(Tok::Sym(b'{')) => match (self.peek_at(1), self.peek_at(2)) {
-                    (Some(Tok::Num(b)), Some(Tok::Sym(b'}'))) => {
-                        self.pos += 3;
-                        b
-                    }
-                    _ => return Err(()),
-                },
-                _ => return Err(()),
-            };
-            let base: u32 = base.parse().map_err(|_| ())?;
-            if !(2..=36).contains(&base) || text.bytes().any(|d| (d - b'0') as u32 >= base) {
-                return Err(());
-            }
-            return Ok(Node::Based(text.to_string(), base));
-        }
-        let n = number(text);
-        // A mixed number: 2\frac{1}{4} is 2 + 1/4 when all three parts are integer literals.
-        if let (Node::Num(w), Some(Tok::Cmd("frac"))) = (&n, self.peek()) {
-            if w.is_int() && text.bytes().all(|b| b.is_ascii_digit()) {
-                if let Some((a, b, len)) = self.int_frac_ahead() {
-                    self.pos += len;
-                    let frac = Q::new(a, b).ok_or(())?;
-                    return Ok(Node::Add(vec![n, Node::Num(frac)]));
-                }
-            }
-        }
-        Ok(n)
-    }
-
-    /// `\frac{int}{int}` (or `\frac12`) right here: (numerator, denominator, tokens).
-    fn int_frac_ahead(&self) -> Option<(i128, i128, usize)> {
-        let int = |t: Option<Tok<'_>>| match t {
-            Some(Tok::Num(s)) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse::<i128>().ok(),
-            _ => None,
-        };
-        if let (Some(Tok::Sym(b'{')), Some(a), Some(Tok::Sym(b'}')), Some(Tok::Sym(b'{')), Some(b), Some(Tok::Sym(b'}'))) = (
-            self.peek_at(1),
-            int(self.peek_at(2)),
-            self.peek_at(3),
-            self.peek_at(4),
-            int(self.peek_at(5)),
-            self.peek_at(6),
-        ) {
-            return Some((a, b, 7));
-        }
-        match self.peek_at(1) {
-            Some(Tok::Num(s)) if s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) => {
-                let v = s.as_bytes();
-                Some(((v[0] - b'0') as i128, (v[1] - b'0') as i128, 2))
-            }
-            _ => None,
-        }
-    }
-
-    fn letter(&mut self, c: char) -> PResult {
-        let mut name = c.to_string();
-        if self.eat(Tok::Sym(b'_')) {
-            name.push('_');
-            match self.peek() {
-                Some(Tok::Num(s)) => name.push_str(s),
-                Some(Tok::Letter(l)) => name.push(l),
-                Some(Tok::Sym(b'{')) => {
-                    self.pos += 1;
-                    while let Some(t) = self.peek() {
-                        self.pos += 1;
-                        match t {
-                            Tok::Sym(b'}') => break,
-                            Tok::Num(s) | Tok::Word(s) | Tok::Cmd(s) => name.push_str(s),
-                            Tok::Letter(l) => name.push(l),
-                            _ => return Err(()),
-                        }
-                    }
-                    self.pos -= 1;
-                }
-                _ => return Err(()),
-            }
-            self.pos += 1;
-            return Ok(Node::Var(self.vars.id(&name).ok_or(())?));
-        }
-        Ok(match c {
-            'e' => Node::E,
-            'i' => Node::I,
-            _ => Node::Var(self.vars.id(&name).ok_or(())?),
-        })
-    }
-
-    fn command(&mut self, name: &str) -> PResult {
-        Ok(match name {
-            "frac" => {
-                let a = self.arg()?;
-                let b = self.arg()?;
-                Node::Div(Box::new(a), Box::new(b))
-            }
-            "binom" => {
-                let a = self.arg()?;
-                let b = self.arg()?;
-                Node::Binom(Box::new(a), Box::new(b))
-            }
-            "sqrt" => {
-                if self.eat(Tok::Sym(b'[')) {
-                    let n = Self::single(self.group_until(Tok::Sym(b']'))?)?;
-                    let x = self.arg()?;
-                    Node::Root(Box::new(n), Box::new(x))
-                } else {
-                    Node::Func(Func::Sqrt, Box::new(self.arg()?))
-                }
-            }
-            "pi" => Node::Pi,
-            "infty" | "infinity" | "infin" => Node::Inf,
-            "emptyset" | "varnothing" => Node::Set(vec![]),
-            "lfloor" => Node::Func(Func::Floor, Box::new(Self::single(self.group_until(Tok::Cmd("rfloor"))?)?)),
-            "lceil" => Node::Func(Func::Ceil, Box::new(Self::single(self.group_until(Tok::Cmd("rceil"))?)?)),
-            "log" | "lg" if self.peek() == Some(Tok::Sym(b'_')) => {
-                self.pos += 1;
-                let base = self.arg()?;
-                let x = self.func_arg()?;
-                Node::Log(Box::new(base), Box::new(x))
-            }
-            "lg" => Node::Log(Box::new(Node::Num(Q::int(10))), Box::new(self.func_arg()?)),
-            _ if GREEK.contains(&name) => Node::Var(self.vars.id(name).ok_or(())?),
-            _ => {
-                let f = func_of(name).ok_or(())?;
-                // \sin^2 x is (\sin x)^2.
-                let power = if self.eat(Tok::Sym(b'^')) { Some(self.exponent()?) } else { None };
-                let x = self.func_arg()?;
-                let applied = Node::Func(f, Box::new(x));
-                match power {
-                    Some(p) => Node::Pow(Box::new(applied), Box::new(p)),
-                    None => applied,
-                }
-            }
-        })
-    }
-
-    /// A function's argument: a bracketed group, or juxtaposed factors (`\sin 2x` is sin(2x)).
-    fn func_arg(&mut self) -> PResult {
-        if matches!(self.peek(), Some(Tok::Sym(b'(' | b'{'))) {
-            return self.power();
-        }
-        let mut factors = vec![self.power()?];
-        while self.starts_factor() && !matches!(self.peek(), Some(Tok::Cmd(c)) if func_of(c).is_some()) {
-            factors.push(self.power()?);
-        }
-        Ok(if factors.len() == 1 { factors.pop().ok_or(())? } else { Node::Mul(factors) })
-    }
-
-    fn matrix(&mut self, env: &'a str) -> PResult {
-        if !matches!(env, "pmatrix" | "bmatrix" | "matrix" | "smallmatrix" | "Bmatrix" | "array") {
-            return Err(());
-        }
-        if env == "array" && self.peek() == Some(Tok::Sym(b'{')) {
-            // Skip the column spec {cc}.
-            while let Some(t) = self.peek() {
-                self.pos += 1;
-                if t == Tok::Sym(b'}') {
-                    break;
-                }
-            }
-        }
-        let mut rows = vec![];
-        let mut row = vec![];
-        loop {
-            if self.eat(Tok::End(env)) {
-                break;
-            }
-            row.push(self.sum()?);
-            if self.eat(Tok::Sym(b'&')) {
-                continue;
-            }
-            if self.eat(Tok::RowSep) {
-                rows.push(std::mem::take(&mut row));
-                if self.eat(Tok::End(env)) {
-                    break;
-                }
-                continue;
-            }
-            self.expect(Tok::End(env))?;
-            break;
-        }
-        if !row.is_empty() {
-            rows.push(row);
-        }
-        if rows.is_empty() || rows.iter().any(|r| r.len() != rows[0].len()) {
-            return Err(());
-        }
-        Ok(Node::Matrix(rows))
     }
 }

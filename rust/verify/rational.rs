@@ -55,7 +55,12 @@ fn iroot(x: u128, k: u32) -> Option<u128> {
 }
 
 /// `base^e` with a checked multiplication (shared by exact rationals and exact complex values).
-pub fn pow_by_squaring<T: Copy>(base: T, e: u64, one: T, mul: impl Fn(T, T) -> Option<T>) -> Option<T> {
+pub fn pow_by_squaring<T: Copy>(
+    base: T,
+    e: u64,
+    one: T,
+    mul: impl Fn(T, T) -> Option<T>,
+) -> Option<T> {
     let (mut acc, mut b, mut e) = (one, base, e);
     while e > 0 {
         if e & 1 == 1 {
@@ -80,7 +85,11 @@ impl Q {
         }
         let g = gcd(n.unsigned_abs(), d.unsigned_abs()) as i128;
         let (n, d) = (n / g, d / g);
-        Some(if d < 0 { Q { n: -n, d: -d } } else { Q { n, d } })
+        Some(if d < 0 {
+            Q { n: -n, d: -d }
+        } else {
+            Q { n, d }
+        })
     }
 
     pub fn int(n: i64) -> Q {
@@ -253,7 +262,11 @@ mod tests {
     #[test]
     fn overflow_is_none_not_a_panic() {
         assert!(Q::int(10).powi(40).is_none());
-        assert!(Q::int(i64::MAX).mul(Q::int(i64::MAX)).unwrap().mul(Q::int(4)).is_none());
+        assert!(Q::int(i64::MAX)
+            .mul(Q::int(i64::MAX))
+            .unwrap()
+            .mul(Q::int(4))
+            .is_none());
         assert_eq!(Q::ONE.powi(i64::MAX).unwrap(), Q::ONE);
         assert_eq!(Q::int(-1).powi(i64::MAX).unwrap(), Q::int(-1));
     }

@@ -42,7 +42,13 @@ fn numbers_with_cosmetics() {
         ("1000", "1e3"),
         ("12", "12 dollars"),
     ]);
-    no(&[("1000", "100"), ("0.5", "5\\%"), ("18", "18.01"), ("-3", "3"), ("1500", "1.5\\times10^{4}")]);
+    no(&[
+        ("1000", "100"),
+        ("0.5", "5\\%"),
+        ("18", "18.01"),
+        ("-3", "3"),
+        ("1500", "1.5\\times10^{4}"),
+    ]);
 }
 
 #[test]
@@ -56,7 +62,11 @@ fn exact_rationals() {
         ("2\\frac{1}{4}", "\\frac94"),
         ("2\\frac{1}{4}", "2.25"),
     ]);
-    no(&[("\\frac{1}{3}", "0.333"), ("\\frac12", "\\frac{1}{3}"), ("2\\frac{1}{4}", "\\frac12")]);
+    no(&[
+        ("\\frac{1}{3}", "0.333"),
+        ("\\frac12", "\\frac{1}{3}"),
+        ("2\\frac{1}{4}", "\\frac12"),
+    ]);
 }
 
 #[test]
@@ -78,7 +88,12 @@ fn latex_algebra() {
         ("3+4i", "4i+3"),
         ("i^2", "-1"),
     ]);
-    no(&[("\\sqrt{2}", "1.414"), ("2\\pi", "6.28"), ("3+4i", "3-4i"), ("\\binom{5}{2}", "20")]);
+    no(&[
+        ("\\sqrt{2}", "1.414"),
+        ("2\\pi", "6.28"),
+        ("3+4i", "3-4i"),
+        ("\\binom{5}{2}", "20"),
+    ]);
 }
 
 #[test]
@@ -90,7 +105,12 @@ fn expressions_with_variables() {
         ("\\sin^2 x + \\cos^2 x", "1"),
         ("\\sqrt{x^2}", "|x|"),
     ]);
-    no(&[("x^2+1", "(x+1)^2"), ("x", "|x|"), ("x+y", "x-y"), ("2x", "2y")]);
+    no(&[
+        ("x^2+1", "(x+1)^2"),
+        ("x", "|x|"),
+        ("x+y", "x-y"),
+        ("2x", "2y"),
+    ]);
 }
 
 #[test]
@@ -102,8 +122,13 @@ fn equations_and_inequalities() {
         ("x \\ge 3", "3 \\leq x"),
         ("x > 3", "3 < x"),
     ]);
-    no(&[("y = 2x+3", "y = 2x-3"),
-        ("5x - 7y + 11z + 4 = 0", "0"), ("x \\ge 3", "x > 3"), ("x > 3", "x < 3"), ("x = 5", "x = 6")]);
+    no(&[
+        ("y = 2x+3", "y = 2x-3"),
+        ("5x - 7y + 11z + 4 = 0", "0"),
+        ("x \\ge 3", "x > 3"),
+        ("x > 3", "x < 3"),
+        ("x = 5", "x = 6"),
+    ]);
 }
 
 #[test]
@@ -114,7 +139,10 @@ fn intervals_tuples_sets_matrices() {
         ("(1, \\frac{1}{2})", "(1, 0.5)"),
         ("1, 2", "2, 1"),
         ("\\{1,2,3\\}", "\\{3,1,2\\}"),
-        ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}"),
+        (
+            "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+            "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}",
+        ),
         ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1, 2)"),
         ("x = 1 \\pm \\sqrt{2}", "1-\\sqrt2, 1+\\sqrt2"),
     ]);
@@ -122,7 +150,10 @@ fn intervals_tuples_sets_matrices() {
         ("(1, 2)", "[1, 2]"),
         ("(1, 2)", "(2, 1)"),
         ("1, 2", "1, 2, 3"),
-        ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"),
+        (
+            "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+            "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}",
+        ),
     ]);
 }
 
@@ -136,7 +167,12 @@ fn text_and_bases() {
         ("1011_2", "1011"),
         ("13_8", "1011_2"),
     ]);
-    no(&[("\\text{Monday}", "Tuesday"), ("(C)", "(D)"), ("1011_2", "1011_3"), ("1011_2", "11")]);
+    no(&[
+        ("\\text{Monday}", "Tuesday"),
+        ("(C)", "(D)"),
+        ("1011_2", "1011_3"),
+        ("1011_2", "11"),
+    ]);
 }
 
 #[test]
@@ -167,7 +203,11 @@ fn style_names() {
 
 #[test]
 fn verify_extracts_then_compares() {
-    assert!(verify("so the total is \\boxed{\\frac{1}{2}}.", "0.5", Style::Auto));
+    assert!(verify(
+        "so the total is \\boxed{\\frac{1}{2}}.",
+        "0.5",
+        Style::Auto
+    ));
     assert!(verify("She pays 3 * 6 = 18.\n#### 18", "18", Style::Gsm8k));
     assert!(!verify("#### 17", "18", Style::Gsm8k));
     assert!(!verify("no answer", "18", Style::Boxed));

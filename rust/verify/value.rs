@@ -44,7 +44,14 @@ impl Value {
         match self {
             Value::Exact(a, b) => (a.to_f64(), b.to_f64()),
             Value::Approx(a, b) => (a, b),
-            Value::Inf(neg) => (if neg { f64::NEG_INFINITY } else { f64::INFINITY }, 0.0),
+            Value::Inf(neg) => (
+                if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                },
+                0.0,
+            ),
         }
     }
 
@@ -162,7 +169,9 @@ impl Value {
         let (x, y) = self.finite_c64()?;
         let m = x.hypot(y);
         let re = ((m + x) / 2.0).sqrt();
-        let im = ((m - x) / 2.0).sqrt().copysign(if y == 0.0 { 1.0 } else { y });
+        let im = ((m - x) / 2.0)
+            .sqrt()
+            .copysign(if y == 0.0 { 1.0 } else { y });
         approx(re, im)
     }
 
@@ -287,9 +296,15 @@ mod tests {
         let i = Value::Exact(Q::ZERO, Q::ONE);
         assert_eq!(i.mul(i).unwrap(), Value::int(-1));
         assert_eq!(q(9, 4).sqrt().unwrap(), q(3, 2));
-        assert_eq!(Value::int(-4).sqrt().unwrap(), Value::Exact(Q::ZERO, Q::int(2)));
+        assert_eq!(
+            Value::int(-4).sqrt().unwrap(),
+            Value::Exact(Q::ZERO, Q::int(2))
+        );
         assert_eq!(Value::int(8).pow(q(2, 3)).unwrap(), Value::int(4));
-        assert_eq!(Value::int(-27).nth_root(Value::int(3)).unwrap(), Value::int(-3));
+        assert_eq!(
+            Value::int(-27).nth_root(Value::int(3)).unwrap(),
+            Value::int(-3)
+        );
     }
 
     #[test]
