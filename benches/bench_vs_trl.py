@@ -49,6 +49,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--systems", default=",".join(harness.SYSTEMS), help="end-to-end systems to run")
     ap.add_argument("--smollm2-systems", default=None, help="end-to-end systems for the SmolLM2 model only "
                     "(default: --systems); e.g. empg,trl/math-verify on a busy machine")
+    ap.add_argument("--smollm2-iterations", type=int, default=None, help="timed iterations for SmolLM2 only")
+    ap.add_argument("--smollm2-warmup", type=int, default=None, help="warm-up iterations for SmolLM2 only")
     ap.add_argument("--iterations", type=int, default=None, help="timed iterations per system (default 3; quick 2)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--prompts", type=int, default=8, help="prompts per iteration")
@@ -89,17 +91,15 @@ def main(argv: list[str] | None = None) -> None:
     log_dir = tempfile.mkdtemp(prefix="bench-vs-trl-logs-")
     if not a.skip_e2e:
         for model in models:
-            if a.quick:
-                s = Settings(model=model, prompts_per_iteration=2, group_size=4, max_new_tokens=16,
-                             iterations=iterations, warmup=a.warmup, threads=a.threads,
-                             empg_token_budget=a.empg_token_budget)
-            else:
-                s = Settings(model=model, prompts_per_iteration=a.prompts, group_size=a.k,
-                             max_new_tokens=a.max_new_tokens, iterations=iterations, warmup=a.warmup,
-                             threads=a.threads, empg_token_budget=a.empg_token_budget)
+            big = model == "smollm2"
+            its = a.smollm2_iterations if big and a.smollm2_iterations is not None else iterations
+            warm = a.smollm2_warmup if big and a.smollm2_warmup is not None else a.warmup
+            p, k, length = (2, 4, 16) if a.quick else (a.prompts, a.k, a.max_new_tokens)
+            s = Settings(model=model, prompts_per_iteration=p, group_size=k, max_new_tokens=length,
+                         iterations=its, warmup=warm, threads=a.threads, empg_token_budget=a.empg_token_budget)
             print(f"== end to end, model {model} (worker logs in {log_dir})", flush=True)
             os.makedirs(os.path.join(log_dir, model), exist_ok=True)
-            chosen = a.smollm2_systems.split(",") if model == "smollm2" and a.smollm2_systems else systems
+            chosen = a.smollm2_systems.split(",") if big and a.smollm2_systems else systems
             res = harness.run(s, chosen, log_dir=os.path.join(log_dir, model))
             results_by_model[model] = res
             lines = report.e2e_tables(s, res)
