@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
-
 from vs_trl.cpu_side import Point
 from vs_trl.harness import SystemResult
 from vs_trl.task import Settings
@@ -39,7 +37,7 @@ def e2e_tables(settings: Settings, results: dict[str, SystemResult]) -> list[str
             continue
         ratio = r.wall / base.wall if base and base.records else float("nan")
         lines.append(
-            f"| {name} | {_f(r.wall)} ± {_f(r.wall_sd)} | {_f(ratio)}x | {_f(r.gen_tok_s, 1)} | "
+            f"| {name} | {_f(r.wall)} ± {_f(r.wall_sd)} | {'n/a' if math.isnan(ratio) else f'{ratio:.2f}x'} | {_f(r.gen_tok_s, 1)} | "
             f"{_f(r.trained_tok_s, 1)} | {r.total('trained_tokens') / len(r.records):.0f} | "
             f"{r.total('forward_tokens') / len(r.records):.0f} | {_f(r.mean(lambda x: x['reward_mean']))} | "
             f"{r.info.get('peak_rss', 0) / GIB:.2f} GiB |")
@@ -128,7 +126,3 @@ def as_markdown(sections: list[tuple[str, list[str]]], header: list[str]) -> str
     for title, lines in sections:
         out += [f"## {title}", "", *lines, ""]
     return "\n".join(out)
-
-
-def describe(obj: Any) -> str:
-    return str(obj)

@@ -168,32 +168,32 @@ def main(conn: Any, settings_dict: dict[str, Any], reward: str) -> None:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     timers = Timers()
-    state: dict[str, Any] = {"start": None, "inst": None, "optimizer_timed": False}
+    gate: dict[str, Any] = {"start": None, "inst": None, "optimizer_timed": False}
 
     def finish_step() -> None:
-        if state["start"] is not None:
-            conn.send(("done", state["inst"].record(time.perf_counter() - state["start"])))
-            state["start"] = None
+        if gate["start"] is not None:
+            conn.send(("done", gate["inst"].record(time.perf_counter() - gate["start"])))
+            gate["start"] = None
 
     class Gate(TrainerCallback):
-        def on_step_begin(self, args: Any, st: Any, control: Any, **kw: Any) -> None:
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             finish_step()
-            if not state["optimizer_timed"]:  # the optimizer exists once train() has started
+            if not gate["optimizer_timed"]:  # the optimizer exists once train() has started
                 timers.wrap(trainer.optimizer, "step", "optimizer.step")
-                state["optimizer_timed"] = True
+                gate["optimizer_timed"] = True
             cmd = conn.recv()
             if cmd != "step":
                 raise RuntimeError(f"TRL worker: expected 'step', got {cmd!r}")
             timers.reset()
-            state["start"] = time.perf_counter()
+            gate["start"] = time.perf_counter()
 
-        def on_train_end(self, args: Any, st: Any, control: Any, **kw: Any) -> None:
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             finish_step()
 
     with tempfile.TemporaryDirectory(prefix="bench-trl-") as out:
         t0 = time.perf_counter()
         trainer = make_trainer(settings, reward, out, [Gate()])
-        state["inst"] = _Instrument(trainer, timers)
+        gate["inst"] = _Instrument(trainer, timers)
         conn.send(("ready", {"setup_s": time.perf_counter() - t0, "rss_after_load": rss_bytes()}))
         trainer.train()
     cmd = conn.recv()
