@@ -76,7 +76,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     a = parse(argv)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    models = (a.models or ("tiny" if a.quick else "smollm2,tiny")).split(",")
+    models = (a.models or ("tiny" if a.quick else "tiny,smollm2")).split(",")
     sizes = [int(x) for x in a.sizes.split(",")] if a.sizes else (QUICK_SIZES if a.quick else FULL_SIZES)
     iterations = a.iterations or (2 if a.quick else 3)
     systems = a.systems.split(",")
@@ -87,8 +87,32 @@ def main(argv: list[str] | None = None) -> None:
               "(the machine is shared; each system's iterations alternate with the others', so load changes "
               "hit all systems alike)."]
     sections: list[tuple[str, list[str]]] = []
-    results_by_model: dict[str, dict[str, harness.SystemResult]] = {}
+
+    def write(done: bool = False) -> None:
+        """The tables so far (after every section, so an interrupted run still leaves them)."""
+        if not a.out:
+            return
+        state = (f"Load when it ended: {report.uptime()}; total run time {time.perf_counter() - t_start:.0f} s."
+                 if done else f"(run in progress: {time.perf_counter() - t_start:.0f} s so far, {report.uptime()})")
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        order = ["End to end: smollm2", "End to end: tiny", "CPU-side share", "CPU-side work"]
+        ranked = sorted(sections, key=lambda t: next((i for i, o in enumerate(order) if t[0].startswith(o)), 9))
+        Path(a.out).write_text(report.as_markdown(ranked, header + [state]))
+
     log_dir = tempfile.mkdtemp(prefix="bench-vs-trl-logs-")
+    points: list[cpu_side.Point] = []
+    if not a.skip_scaling:  # first: minutes at most, and the share below needs it
+        print("== CPU-side scaling", flush=True)
+        points = cpu_side.sweep(sizes, group_size=a.scaling_k, math_verify_max=a.math_verify_max)
+        plot = a.plot or (os.path.join(log_dir, "cpu_side_scaling.png") if a.quick
+                          else str(HERE / "results" / "cpu_side_scaling.png"))
+        Path(plot).parent.mkdir(parents=True, exist_ok=True)
+        cpu_side.plot(points, plot)
+        lines = report.scaling_table(points) + ["", f"Plot: `{os.path.relpath(plot, HERE.parent)}`."]
+        print("\n".join(lines), flush=True)
+        sections.append(("CPU-side work per iteration vs rollouts", lines))
+        write()
+    results_by_model: dict[str, dict[str, harness.SystemResult]] = {}
     if not a.skip_e2e:
         for model in models:
             big = model == "smollm2"
@@ -105,33 +129,21 @@ def main(argv: list[str] | None = None) -> None:
             lines = report.e2e_tables(s, res)
             print("\n".join(lines), flush=True)
             sections.append((f"End to end: {model}", lines))
-    points: list[cpu_side.Point] = []
-    if not a.skip_scaling:
-        print("== CPU-side scaling", flush=True)
-        points = cpu_side.sweep(sizes, group_size=a.scaling_k, math_verify_max=a.math_verify_max)
-        plot = a.plot or (os.path.join(log_dir, "cpu_side_scaling.png") if a.quick
-                          else str(HERE / "results" / "cpu_side_scaling.png"))
-        Path(plot).parent.mkdir(parents=True, exist_ok=True)
-        cpu_side.plot(points, plot)
-        lines = report.scaling_table(points) + ["", f"Plot: `{os.path.relpath(plot, HERE.parent)}`."]
-        print("\n".join(lines), flush=True)
-        sections.append(("CPU-side work per iteration vs rollouts", lines))
-        e2e = results_by_model.get("smollm2") or next(iter(results_by_model.values()), None)
-        if e2e:
-            n = 1024 if 1024 <= max(sizes) else max(sizes)
-            share_lines, shares = report.share_at(points, e2e, n)
-            print("\n".join(share_lines), flush=True)
-            target = shares.get("empg")
-            verdict = ("n/a" if target is None else ("met" if target < 0.02 else "NOT met"))
-            sections.append((f"CPU-side share of an iteration at {n} rollouts", share_lines + [
-                "", f"Target for empg (< 2%): {verdict}."]))
-    header.append(f"Load when it ended: {report.uptime()}; total run time {time.perf_counter() - t_start:.0f} s.")
-    md = report.as_markdown(sections, header)
+            write()
+    e2e = results_by_model.get("smollm2") or next(iter(results_by_model.values()), None)
+    if points and e2e:
+        n = 1024 if 1024 <= max(sizes) else max(sizes)
+        share_lines, shares = report.share_at(points, e2e, n)
+        print("\n".join(share_lines), flush=True)
+        target = shares.get("empg")
+        verdict = ("n/a" if target is None else ("met" if target < 0.02 else "NOT met"))
+        which = "smollm2" if "smollm2" in results_by_model else next(iter(results_by_model))
+        sections.append((f"CPU-side share of an iteration at {n} rollouts", [
+            f"Device work per rollout from the end-to-end run on {which}.", "", *share_lines, "",
+            f"Target for empg (< 2%): {verdict}."]))
+    write(done=True)
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(md)
         print(f"wrote {a.out}", flush=True)
-
 
 if __name__ == "__main__":
     main()
