@@ -62,3 +62,18 @@ def test_sampler_groups_seeds_and_greedy_consistency(tok):
                              pad_token_id=tok.pad_token_id)[0, len(prompt):].tolist()
         ref = ref[: ref.index(tok.eos_token_id) + 1] if tok.eos_token_id in ref else ref
         assert g[2 * i].completion_ids == ref == g[2 * i + 1].completion_ids
+
+
+def test_behaviour_patterns_count_shares_of_completions():
+    from empg.metrics import behaviour_rates
+
+    texts = [
+        "First, 3 + 4 = 7. Then add 2 to get 9.",
+        "Let me check: 9 - 2 = 7, correct.",
+        "Wait, that's wrong. Actually the sum is 10.",
+        "\\boxed{12}",
+    ]
+    rates = behaviour_rates(texts)
+    assert rates == {"behaviour/decomposition": 0.25, "behaviour/verification": 0.25,
+                     "behaviour/backtracking": 0.25}
+    assert behaviour_rates([]) == {k: 0.0 for k in rates}

@@ -67,7 +67,9 @@ class TrainConfig:
     mini_batch_size: int = 32  # sequences per optimizer step (gradient accumulation over micro-batches)
     steps_per_epoch: int = 2  # if > 0: split each epoch's samples into this many optimizer steps
     #                           instead (as measured for the default, DESIGN.md section 4)
-    token_budget: int = 4096  # tokens per packed micro-batch (one forward pass)
+    token_budget: int = 1024  # tokens per packed micro-batch (one forward row; with sdpa/eager the
+    #                          attention mask is dense, so memory grows with its square: keep it
+    #                          small on CPU, raise it with flash-attention on a GPU)
     scheme: str = "group_norm"  # weights: group_norm | mean_baseline | raw | rloo
     normalize: str = "token"  # token: divide by completion tokens per step | sequence: by sequences
     kl_beta: float = 0.0  # KL to the frozen initial model (k3 estimator); 0 = no reference model
@@ -84,6 +86,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     every: int = 0  # evaluate every N iterations (0 = only before and after training)
+    before: bool = True  # evaluate at iteration 0, before any update
     greedy: bool = True  # greedy pass@1
     samples: int = 2  # n samples per problem for sampled pass@1 / pass@k (0 = no sampled eval)
     temperature: float = 1.0

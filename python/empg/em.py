@@ -271,7 +271,7 @@ def train(cfg: Config) -> dict[str, Any]:
         print(f"empg: resumed from {s.extra['resumed_from']} at iteration {s.iteration}", flush=True)
     smp, t = cfg.sampling, cfg.train
     last_eval: dict[str, Any] = {}
-    if s.iteration == 0:
+    if s.iteration == 0 and cfg.eval.before:
         last_eval = _eval_and_log(s, 0)
         print(f"empg: before training: {_fmt(last_eval)}", flush=True)
     bar = _progress(cfg, s.iteration)
