@@ -8,6 +8,8 @@
 //!
 //! All scans are linear in the text length.
 
+use std::borrow::Cow;
+
 use super::latex::match_brace;
 
 /// The last occurrence of `needle`: SIMD `memrchr` for its first byte, then a comparison
@@ -192,24 +194,22 @@ fn last_number(text: &str) -> Option<String> {
 }
 
 /// The final answer of `text` in `style` (`fallback` turns on the last-number rule).
-pub fn extract(text: &str, style: super::Style, fallback: bool) -> Option<String> {
+/// (Borrowed from `text` where possible: no copy of a long answer.)
+pub fn extract(text: &str, style: super::Style, fallback: bool) -> Option<Cow<'_, str>> {
     use super::Style;
     if matches!(style, Style::Boxed | Style::Auto) {
         if let Some(b) = boxed(text) {
-            return Some(b.to_string());
+            return Some(Cow::Borrowed(b));
         }
         if style == Style::Boxed {
             return None;
         }
     }
-    if let Some(h) = hashes(text) {
-        return Some(h.to_string());
-    }
-    if let Some(p) = phrase(text) {
-        return Some(p.to_string());
+    if let Some(h) = hashes(text).or_else(|| phrase(text)) {
+        return Some(Cow::Borrowed(h));
     }
     if fallback {
-        return last_number(text);
+        return last_number(text).map(Cow::Owned);
     }
     None
 }

@@ -175,6 +175,26 @@ fn hostile_inputs_are_bounded() {
         .collect::<Vec<_>>()
         .join("+");
     let answers = "answer answer: x ".repeat(60_000);
+    let big_fracs = (0..60)
+        .map(|i| {
+            format!(
+                "\\frac{{{}}}{{{}}}x^{{{}}}",
+                1_000_000_007u64 + i,
+                998_244_353u64 + 2 * i,
+                i % 7
+            )
+        })
+        .collect::<Vec<_>>();
+    let fracs_set = format!("\\{{{}\\}}", big_fracs.join(","));
+    let fracs_rev = format!(
+        "\\{{{}\\}}",
+        big_fracs
+            .iter()
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let set = format!(
         "\\{{{}\\}}",
         (0..60)
@@ -182,6 +202,7 @@ fn hostile_inputs_are_bounded() {
             .collect::<Vec<_>>()
             .join(",")
     );
+    check_bounded(&fracs_set, &fracs_rev);
     for s in [big.as_str(), &nested, &fracs, &tower, &wide, &set, &answers] {
         check_bounded(s, s.get(..s.len() - 1).unwrap_or(""));
         check_bounded(s, "1");

@@ -128,21 +128,22 @@ const UNIT_WRAPPERS: &[&str] = &[
     "\\hbox",
 ];
 
-/// Index just past the `}` matching the `{` at `open`, if balanced.
+/// Index just past the `}` matching the `{` at `open`, if balanced (jumping between braces and
+/// backslashes with SIMD `memchr3`).
 pub fn match_brace(s: &[u8], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = open;
-    while i < s.len() {
+    while let Some(off) = memchr::memchr3(b'{', b'}', b'\\', s.get(i..)?) {
+        i += off;
         match s[i] {
             b'\\' => i += 1, // skip the escaped character (\{ \})
             b'{' => depth += 1,
-            b'}' => {
+            _ => {
                 depth = depth.checked_sub(1)?;
                 if depth == 0 {
                     return Some(i + 1);
                 }
             }
-            _ => {}
         }
         i += 1;
     }
@@ -256,7 +257,7 @@ fn drop_spaced_separators(s: &str) -> String {
         let b = after.as_bytes();
         let three = b.len() >= 3
             && b[..3].iter().all(u8::is_ascii_digit)
-            && b.get(3).is_none_or(|c| !c.is_ascii_digit());
+            && b.get(3).map_or(true, |c| !c.is_ascii_digit());
         if !three {
             out.push(',');
         }
@@ -314,7 +315,7 @@ fn scan_number(b: &[u8], mut i: usize, top_level: bool) -> usize {
     }
     // Thousands separators: 1,000 or 12,345,678 (only outside brackets, where commas list items).
     if top_level && (1..=3).contains(&(i - start)) {
-        while i + 3 < b.len() + 0
+        while i + 3 < b.len()
             && b[i] == b','
             && b[i + 1..i + 4].iter().all(u8::is_ascii_digit)
             && (i + 4 == b.len() || !b[i + 4].is_ascii_digit())
@@ -389,7 +390,7 @@ pub fn tokenize(s: &str, max_tokens: usize) -> Option<Vec<Tok<'_>>> {
             }
             if j == i + 1 {
                 // A backslash before a non-letter.
-                let Some(&n) = b.get(i + 1) else { return None };
+                let &n = b.get(i + 1)?;
                 match n {
                     b'{' => out.push(Tok::SetOpen),
                     b'}' => out.push(Tok::SetClose),

@@ -34,8 +34,9 @@ use parse::{Node, Vars};
 pub const MAX_ANSWER_LEN: usize = 4096;
 /// Most tokens parsed per answer.
 pub const MAX_TOKENS: usize = 2048;
-/// Node evaluations allowed per comparison.
-pub const BUDGET: u32 = 200_000;
+/// Work units allowed per comparison: one per node evaluated (16 for a power, root, factorial,
+/// binomial or logarithm) or structure compared. Real answers need a few thousand at most.
+pub const BUDGET: u32 = 50_000;
 
 /// How to find the final answer in a completion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +67,7 @@ impl FromStr for Style {
 
 /// The final answer of `text` (see `extract.rs`); `fallback` allows the last-number rule.
 pub fn extract(text: &str, style: Style, fallback: bool) -> Option<String> {
-    extract::extract(text, style, fallback)
+    extract::extract(text, style, fallback).map(|a| a.into_owned())
 }
 
 /// Expand the first `\pm` (or `\mp`) into a two-item list: `1 \pm 2` → `1 + 2, 1 - 2`.
@@ -98,9 +99,9 @@ fn to_node(s: &str, vars: &mut Vars) -> Node {
 /// Whether the whole answer is one `\text{...}`-like group.
 fn is_text(s: &str) -> bool {
     let s = s.trim().trim_matches('$').trim();
-    ["\\text{", "\\textbf{", "\\mbox{", "\\textrm{", "\\mathrm{"].iter().any(|w| {
-        s.starts_with(w) && latex::match_brace(s.as_bytes(), w.len() - 1) == Some(s.len())
-    })
+    ["\\text{", "\\textbf{", "\\mbox{", "\\textrm{", "\\mathrm{"]
+        .iter()
+        .any(|w| s.starts_with(w) && latex::match_brace(s.as_bytes(), w.len() - 1) == Some(s.len()))
 }
 
 fn squash(s: &str) -> impl Iterator<Item = char> + '_ {
@@ -153,7 +154,7 @@ pub fn equivalent(reference: &str, candidate: &str) -> bool {
 /// Whether the answer extracted from `response` (in `style`, with the last-number fallback) is
 /// equivalent to `reference`.
 pub fn verify(response: &str, reference: &str, style: Style) -> bool {
-    match extract(response, style, true) {
+    match extract::extract(response, style, true) {
         Some(ans) => equivalent(reference, &ans),
         None => false,
     }

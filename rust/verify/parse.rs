@@ -6,6 +6,9 @@
 //! deeply nested input fails to parse (and is then compared as text) instead of overflowing the
 //! stack.
 
+// A parse failure carries no detail: the answer is then compared as text.
+#![allow(clippy::result_unit_err)]
+
 use super::commands::starts_primary;
 use super::latex::{RelOp, Tok};
 use super::rational::Q;
@@ -396,5 +399,50 @@ impl<'a, 'v> Parser<'a, 'v> {
         };
         self.depth -= 1;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::latex::{normalize, tokenize};
+
+    fn tree(s: &str) -> Result<Node, ()> {
+        let n = normalize(s);
+        parse(tokenize(&n, 4096).ok_or(())?, &mut Vars::default())
+    }
+
+    #[test]
+    fn structures_have_their_shapes() {
+        assert!(matches!(tree("(1, 2]"), Ok(Node::Tuple(b'(', b']', v)) if v.len() == 2));
+        assert!(matches!(tree("\\{1, 2, 3\\}"), Ok(Node::Set(v)) if v.len() == 3));
+        assert!(matches!(tree("1, 2"), Ok(Node::Set(v)) if v.len() == 2));
+        assert!(matches!(tree("(0,1) \\cup (2,3)"), Ok(Node::Union(v)) if v.len() == 2));
+        assert!(
+            matches!(tree("x \\le 3"), Ok(Node::Rel(p, o)) if p.len() == 2 && o == vec![RelOp::Le])
+        );
+        assert!(
+            matches!(tree("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}"), Ok(Node::Matrix(r)) if r.len() == 2)
+        );
+        assert!(matches!(tree("1011_2"), Ok(Node::Based(d, 2)) if d == "1011"));
+        assert!(matches!(tree("(5)"), Ok(Node::Num(_))));
+    }
+
+    #[test]
+    fn rejects_what_is_not_algebra() {
+        assert!(tree("Monday").is_err());
+        assert!(tree("(1, 2").is_err());
+        assert!(tree("1012_2").is_err(), "2 is not a binary digit");
+        assert!(
+            tree("\\begin{pmatrix}1&2\\\\3\\end{pmatrix}").is_err(),
+            "ragged matrix"
+        );
+        let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
+        assert!(tree(&deep).is_err(), "deeper than MAX_DEPTH");
+        let many = (0..20)
+            .map(|i| format!("x_{{{i}}}"))
+            .collect::<Vec<_>>()
+            .join("+");
+        assert!(tree(&many).is_err(), "more than MAX_VARS variables");
     }
 }

@@ -4,6 +4,9 @@
 //! `None`; the caller (`value.rs`) then falls back to floating point. Numbers in verified answers
 //! are small, so this keeps the common path exact and allocation-free.
 
+// Checked operations return `Option`, which the `std::ops` traits cannot.
+#![allow(clippy::should_implement_trait)]
+
 use std::cmp::Ordering;
 
 /// A reduced fraction `n / d` with `d > 0` and `gcd(|n|, d) = 1`.
@@ -13,14 +16,21 @@ pub struct Q {
     d: i128,
 }
 
+/// Binary GCD: at most ~256 shift/subtract steps, whatever the operands (bounded work).
 fn gcd(a: u128, b: u128) -> u128 {
-    let (mut a, mut b) = (a, b);
-    while b != 0 {
-        let t = a % b;
-        a = b;
-        b = t;
+    if a == 0 || b == 0 {
+        return a | b;
     }
-    a
+    let shift = (a | b).trailing_zeros();
+    let (mut a, mut b) = (a >> a.trailing_zeros(), b);
+    while b != 0 {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+    }
+    a << shift
 }
 
 /// The exact integer `k`-th root of `x`, when `x` is a perfect `k`-th power.

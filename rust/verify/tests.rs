@@ -212,3 +212,17 @@ fn verify_extracts_then_compares() {
     assert!(!verify("#### 17", "18", Style::Gsm8k));
     assert!(!verify("no answer", "18", Style::Boxed));
 }
+
+#[test]
+fn large_unordered_sets_match_within_the_budget() {
+    let items: Vec<String> = (0..60).map(|i| format!("x^{{{i}}}+y")).collect();
+    let fwd = format!("\\{{{}\\}}", items.join(","));
+    let rev = format!(
+        "\\{{{}\\}}",
+        items.iter().rev().cloned().collect::<Vec<_>>().join(",")
+    );
+    assert!(eq(&fwd, &rev));
+    let shifted: Vec<String> = (1..61).map(|i| format!("x^{{{i}}}+y")).collect();
+    assert!(!eq(&fwd, &format!("\\{{{}\\}}", shifted.join(","))));
+    yes(&[("1011_2, 3", "3, 1011")]);
+}

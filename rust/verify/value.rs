@@ -7,6 +7,9 @@
 //! infinite never arise: an operation producing one returns `None` (an unknown value, which is never
 //! equal to anything), so `10^{10^{10}}` is unknown rather than "equal to every other overflow".
 
+// Checked operations return `Option`, which the `std::ops` traits cannot.
+#![allow(clippy::should_implement_trait)]
+
 use super::rational::{pow_by_squaring, Q};
 
 pub const REL_TOL: f64 = 1e-9;
