@@ -1,0 +1,118 @@
+"""What both systems of the head-to-head share: the settings, the model on disk, the prompts.
+
+Both systems load the SAME weights from the same directory (the embedded SmolLM2-135M-Instruct,
+dequantized once from its GGUF to safetensors by :func:`empg.models.embedded_model_dir`, or a tiny
+random Llama saved once from a config) and see the SAME prompts in the same order. The task is
+empg's embedded one (:func:`empg.tasks.make_arith_problems`, difficulty 0: "What is a + b?", a, b
+in 1..20, the bare sums the small model half solves, so groups carry learning signal and both
+trainers do real M-step work), rendered by empg's ``chat`` template with two worked examples
+(:func:`empg.prompts.get_template`). TRL gets the conversation (its idiomatic, conversational
+form) and renders it with the same chat template, so both systems' prompt token ids are identical
+(:func:`prompt_ids` checks that the text equals what empg's own template renders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MODELS = ("smollm2", "tiny")
+
+FEWSHOT = 2
+DIFFICULTY = 0
+
+
+def template() -> Any:
+    from empg.prompts import get_template
+
+    return get_template("chat", fewshot=FEWSHOT, task="arith")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One head-to-head configuration; every field applies to both systems alike."""
+
+    model: str = "smollm2"  # smollm2 | tiny
+    prompts_per_iteration: int = 8
+    group_size: int = 4  # K completions per prompt
+    max_new_tokens: int = 64  # completion length cap
+    temperature: float = 0.8
+    top_p: float = 1.0  # no top-k in either system
+    lr: float = 1e-5  # AdamW, weight decay 0, betas (0.9, 0.999), constant schedule, no warm-up
+    max_grad_norm: float = 1.0
+    iterations: int = 3  # timed iterations per system
+    warmup: int = 1  # untimed iterations per system first (allocator, caches, lazy imports)
+    seed: int = 0
+    threads: int = 0  # torch threads in each worker (0 = torch's default)
+    empg_token_budget: int = 0  # empg only: tokens per packed M-step micro-batch (0 = empg's default)
+
+    @property
+    def rollouts(self) -> int:
+        return self.prompts_per_iteration * self.group_size
+
+    @property
+    def total_iterations(self) -> int:
+        return self.warmup + self.iterations
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def problems(settings: Settings) -> list[dict[str, Any]]:
+    """``prompts_per_iteration * total_iterations`` problems, in the order both systems see them:
+    iteration ``i`` uses rows ``[i * P, (i + 1) * P)``. Each row: ``prompt`` (the chat
+    conversation of empg's template), ``question``, ``solution`` (the reference, the column TRL's
+    ``accuracy_reward`` reads) and ``answer`` (the same reference, the column empg reads)."""
+    from empg.tasks import make_arith_problems
+
+    tpl = template()
+    probs = make_arith_problems(settings.prompts_per_iteration * settings.total_iterations,
+                                seed=settings.seed, difficulty=DIFFICULTY, split="train")
+    return [{"prompt": tpl._messages(p.question), "question": p.question, "solution": p.answer,
+             "answer": p.answer} for p in probs]
+
+
+def model_dir(name: str) -> Path:
+    """The directory both systems load the policy from (converted/saved once, then cached)."""
+    from empg import models
+
+    if name == "smollm2":
+        return Path(models.embedded_model_dir())
+    if name == "tiny":
+        target = models.cache_dir() / "bench-tiny-llama-64x2"
+
+        def fill(tmp: Path) -> None:
+            models.load_model("tiny-llama-64x2", seed=0).save_pretrained(tmp, safe_serialization=True)
+            models.load_tokenizer("tiny-llama-64x2").save_pretrained(tmp)
+
+        return Path(models._atomic_dir(target, fill))
+    raise ValueError(f"model {name!r} is not one of {MODELS}")
+
+
+def load_policy(name: str) -> tuple[Any, Any]:
+    """(model in fp32 on the CPU, tokenizer) from :func:`model_dir`, as either system loads them."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = model_dir(name)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
+    return model, tok
+
+
+def prompt_ids(tokenizer: Any, rows: list[dict[str, Any]]) -> list[list[int]]:
+    """The prompt token ids exactly as TRL's GRPOTrainer builds them for conversational prompts
+    (``apply_chat_template(add_generation_prompt=True, tokenize=True)``); checked to be the text
+    empg's template renders for the question."""
+    tpl = template()
+    for r in rows[:2]:
+        text = tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
+        if text != tpl.render(r["question"], tokenizer):
+            raise AssertionError("TRL's rendering of the conversation differs from empg's template")
+    out = tokenizer.apply_chat_template([r["prompt"] for r in rows], add_generation_prompt=True,
+                                        tokenize=True, return_dict=True)
+    return [list(ids) for ids in out["input_ids"]]

@@ -1,0 +1,61 @@
+"""Timers the workers wrap around the real functions of each system, and the per-process memory.
+
+A :class:`Timers` accumulates wall time per name; :meth:`Timers.wrap` replaces a bound method of an
+object by one that times each call and returns exactly what the original returned (nothing about
+the computation changes). Nested timed calls are recorded under their own names; the split is
+made by subtraction afterwards (see the workers).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import time
+from collections import defaultdict
+from typing import Any, Callable
+
+CATEGORIES = ("generation", "reward", "advantages_packing", "forward", "backward", "optimizer", "other")
+
+
+class Timers:
+    def __init__(self) -> None:
+        self.total: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def reset(self) -> None:
+        self.total.clear()
+        self.calls.clear()
+
+    def add(self, name: str, seconds: float) -> None:
+        self.total[name] += seconds
+        self.calls[name] += 1
+
+    def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(name, time.perf_counter() - t)
+
+        return run
+
+    def wrap(self, obj: Any, method: str, name: str | None = None) -> None:
+        """Time every call of ``obj.method`` (an instance attribute shadowing the class method)."""
+        setattr(obj, method, self.timed(name or method, getattr(obj, method)))
+
+    def get(self, name: str) -> float:
+        return self.total.get(name, 0.0)
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now."""
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    """High-water resident set size of this process (``getrusage``; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
