@@ -14,6 +14,7 @@ pad; target < 3%). Varlen attention runs the packed tokens with no padding at al
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -92,7 +93,8 @@ def main() -> None:
         f"{len(bins_py)}), budget left empty {pad_rs:.2%} (Python FFD {pad_py:.2%}); "
         "with varlen attention no token is padding.",
         "",
-        f"Machine: {machine_line()}; empg threads: {empg.parallelism()}.",
+        f"Machine: {machine_line()}; empg threads: {empg.parallelism()}; "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
     ]
     table = "\n".join(lines)
     print(table)

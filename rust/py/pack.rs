@@ -91,8 +91,9 @@ pub fn build_microbatch<'py>(
 }
 
 /// The buffers of many micro-batches in one crossing; see `empg.build_microbatches`. While
-/// attached, the input ids of each micro-batch are gathered straight out of the token buffer (the one
-/// copy of the tokens that is needed anyway); the rest is built in parallel with the GIL released.
+/// attached, the input ids of each micro-batch are gathered in parallel straight out of the token
+/// buffer (the one copy of the tokens that is needed anyway); the rest is built in parallel with the
+/// GIL released.
 #[pyfunction]
 pub fn build_microbatches<'py>(
     py: Python<'py>,
@@ -113,10 +114,13 @@ pub fn build_microbatches<'py>(
         .iter()
         .map(|b| to_index(b.as_slice()?).map_err(PyErr::from))
         .collect::<PyResult<Vec<Vec<u32>>>>()?;
-    let ids = bins
-        .iter()
-        .map(|b| pack::gather_input_ids(&borrowed, b))
-        .collect::<Result<Vec<Vec<i64>>, CoreError>>()?;
+    // The gather reads the borrowed arrays, so it runs attached (no Python code can run and
+    // mutate them meanwhile), on empg's pool: the calling thread only waits for the workers.
+    let ids = crate::parallel::install(|| {
+        bins.par_iter()
+            .map(|b| pack::gather_input_ids(&borrowed, b))
+            .collect::<Result<Vec<Vec<i64>>, CoreError>>()
+    })?;
     let (offsets, prompt_lens, weights) =
         (to_vec(&offsets), to_vec(&prompt_lens), to_vec(&weights));
     let layouts = py.detach(|| {
