@@ -9,7 +9,6 @@ optimizer, scheduler, the bad-step count) would end elsewhere.
 from __future__ import annotations
 
 import json
-import random
 import signal
 import time
 from pathlib import Path
@@ -65,22 +64,18 @@ def _trained_iterations(run_dir: Path) -> set[int]:
             if x.strip() and json.loads(x)["kind"] == "train"}
 
 
-def _kill_during(run: fk.Run, phase_line: str, max_delay: float) -> None:
-    run.wait_for(phase_line)
-    time.sleep(random.uniform(0, max_delay))  # a random point inside the phase
-    run.kill()
-    assert run.finish() == -signal.SIGKILL
-
-
 def test_sigkill_in_sampling_in_checkpoint_write_and_in_mstep_then_resume(
         kit: dict[str, Path], baseline: Path) -> None:
     cfg, run_dir = _config(kit, "killed")
     ckpts = run_dir / "checkpoints"
 
     # 1. SIGKILL while sampling iteration 2.
-    r = fk.Run([str(cfg)])
-    _kill_during(r, "empg: iteration 2: E-step", 0.1)
-    assert "iteration 2: M-step" not in r.output, "the kill came after sampling; retry"
+    # The tiny model samples in milliseconds: the test hook pauses the E-step right after sampling.
+    r = fk.Run([str(cfg)], env={"EMPG_TEST_PAUSE_AT": "estep-after-sampling:iter-000002"})
+    r.wait_for("empg-test: paused at estep-after-sampling:iter-000002")
+    r.kill()
+    assert r.finish() == -signal.SIGKILL
+    assert "iteration 2: M-step" not in r.output
     assert [p.name for p in ckpt.complete_checkpoints(ckpts)] == ["iter-000001"]
 
     # 2. Resume; SIGKILL half-way through writing checkpoint 2 (all files but COMPLETE written).
@@ -96,8 +91,12 @@ def test_sigkill_in_sampling_in_checkpoint_write_and_in_mstep_then_resume(
     assert ckpt.latest_complete(ckpts) == ckpts / "iter-000001"  # the half-written one is not taken
 
     # 3. Resume (from 1 again); SIGKILL inside the M-step of iteration 3.
-    r = fk.Run([str(cfg), "--resume"])
-    _kill_during(r, "empg: iteration 3: M-step", 0.05)
+    # The tiny model's M-step takes milliseconds, so a random delay would often land after it: the
+    # test hook pauses the run after the first optimizer step of iteration 3, and the kill lands there.
+    r = fk.Run([str(cfg), "--resume"], env={"EMPG_TEST_PAUSE_AT": "mstep-after-step:iter-000003:1"})
+    r.wait_for("empg-test: paused at mstep-after-step:iter-000003:1")
+    r.kill()
+    assert r.finish() == -signal.SIGKILL
     assert "iter-000001 at iteration 1" in r.output, r.output
     assert 3 not in _trained_iterations(run_dir), "the kill came after the M-step; retry"
     assert [p.name for p in ckpt.complete_checkpoints(ckpts)] == ["iter-000001", "iter-000002"]
@@ -134,8 +133,11 @@ def test_sigterm_during_sampling_stops_cleanly_and_resumes_exactly(
 def test_sigint_during_mstep_checkpoints_that_iteration(kit: dict[str, Path], baseline: Path) -> None:
     cfg, run_dir = _config(kit, "sigint")
     ckpts = run_dir / "checkpoints"
-    r = fk.Run([str(cfg), "checkpoint.every=0"])  # no regular save before the end of the run
-    r.wait_for("empg: iteration 2: M-step")
+    # no regular save before the end of the run; the test hook holds the M-step of iteration 2 after
+    # its first optimizer step for 5 s, so the signal surely lands inside it
+    r = fk.Run([str(cfg), "checkpoint.every=0"],
+               env={"EMPG_TEST_PAUSE_AT": "mstep-after-step:iter-000002:1", "EMPG_TEST_PAUSE_SECONDS": "5"})
+    r.wait_for("empg-test: paused at mstep-after-step:iter-000002:1")
     r.signal(signal.SIGINT)
     assert r.finish() == 0, r.output
     path = ckpts / "iter-000002"

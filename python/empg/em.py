@@ -84,10 +84,11 @@ class EStep:
 
 
 def e_step(sampler: Sampler, prompts: list[list[int]], answers: list[str], params: SamplingParams,
-           *, style: str, scheme: str) -> EStep:
+           *, style: str, scheme: str, iteration: int = 0) -> EStep:
     """Sample K completions per prompt, verify them, weight them per group, drop no-signal groups."""
     t0 = time.perf_counter()
     rollouts = sampler.generate(prompts, params)
+    faults.pause_point("estep-after-sampling", f"iter-{iteration:06d}")  # test hook, inert by default
     t1 = time.perf_counter()
     rewards = verify_batch([r.text for r in rollouts], [answers[r.group] for r in rollouts], style=style)
     t2 = time.perf_counter()
@@ -133,7 +134,8 @@ def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
                              bf16_autocast=s.cfg.model.bf16_autocast,
                              share_prefix=s.cfg.model.share_prefix)
     rng = np.random.default_rng([t.seed, iteration])
-    return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng, guard=s.guard)
+    return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng, guard=s.guard,
+                      on_step=lambda k: faults.pause_point("mstep-after-step", f"iter-{iteration:06d}:{k}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +309,8 @@ def _train(cfg: Config, stop: GracefulStop) -> dict[str, Any]:
                                 max_new_tokens=smp.max_new_tokens, stop=s.stop, seed=t.seed * 100_003 + it)
         s.sampler.wake_up()
         try:
-            est = e_step(s.sampler, prompts, answers, params, style=cfg.data.verify_style, scheme=t.scheme)
+            est = e_step(s.sampler, prompts, answers, params, style=cfg.data.verify_style, scheme=t.scheme,
+                         iteration=it)
         except RuntimeError as e:  # NaN/inf probabilities: the weights diverged in the last M-step
             if not faults.is_nonfinite_error(e):
                 raise

@@ -215,7 +215,8 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
 
 def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples: Samples,
            settings: MStepSettings, rng: np.random.Generator,
-           forward: ForwardFn = token_logprobs, guard: BadStepGuard | None = None) -> dict[str, float]:
+           forward: ForwardFn = token_logprobs, guard: BadStepGuard | None = None,
+           on_step: Callable[[int], None] | None = None) -> dict[str, float]:
     """``settings.epochs`` passes over ``samples``, split into mini-batches of about
     ``mini_batch_size`` sequences, or into ``steps_per_epoch`` equal mini-batches when that is set
     (one optimizer step each, gradients accumulated over its packed micro-batches). Returns mean
@@ -260,6 +261,8 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
             steps += 1
             grad_norms.append(gn)
             losses.append(step_loss)
+            if on_step is not None:  # after each optimizer step (e.g. the faults test hook)
+                on_step(steps)
     out = {k: v / max(steps, 1) for k, v in totals.items()}
     out.update(loss=float(np.mean(losses)) if losses else float("nan"),
                grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"),
