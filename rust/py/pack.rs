@@ -68,6 +68,23 @@ fn into_dict<'py>(py: Python<'py>, mb: MicroBatch) -> PyResult<Bound<'py, PyDict
     Ok(out)
 }
 
+/// The caller's arrays as validated `Sequences`, read in place (no copy): only while attached.
+fn borrow_sequences<'a>(
+    tokens: &'a PyReadonlyArray1<'_, i64>,
+    offsets: &'a PyReadonlyArray1<'_, i64>,
+    prompt_lens: &'a PyReadonlyArray1<'_, i64>,
+    weights: &'a PyReadonlyArray1<'_, f32>,
+) -> PyResult<Sequences<'a>> {
+    let seqs = Sequences {
+        tokens: tokens.as_slice()?,
+        offsets: offsets.as_slice()?,
+        prompt_lens: prompt_lens.as_slice()?,
+        weights: weights.as_slice()?,
+    };
+    seqs.validate()?;
+    Ok(seqs)
+}
+
 /// The flat buffers of one micro-batch; see `empg.build_microbatch`. Reads the arrays in place
 /// (no copy of the whole token buffer): the work is a gather of just this micro-batch's tokens.
 #[pyfunction]
@@ -79,13 +96,7 @@ pub fn build_microbatch<'py>(
     weights: PyReadonlyArray1<'py, f32>,
     index: PyReadonlyArray1<'py, i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let seqs = Sequences {
-        tokens: tokens.as_slice()?,
-        offsets: offsets.as_slice()?,
-        prompt_lens: prompt_lens.as_slice()?,
-        weights: weights.as_slice()?,
-    };
-    seqs.validate()?;
+    let seqs = borrow_sequences(&tokens, &offsets, &prompt_lens, &weights)?;
     let mb = pack::build_microbatch(&seqs, &to_index(index.as_slice()?)?)?;
     into_dict(py, mb)
 }
@@ -103,13 +114,7 @@ pub fn build_microbatches<'py>(
     weights: PyReadonlyArray1<'py, f32>,
     bins: Vec<PyReadonlyArray1<'py, i64>>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let borrowed = Sequences {
-        tokens: tokens.as_slice()?,
-        offsets: offsets.as_slice()?,
-        prompt_lens: prompt_lens.as_slice()?,
-        weights: weights.as_slice()?,
-    };
-    borrowed.validate()?;
+    let borrowed = borrow_sequences(&tokens, &offsets, &prompt_lens, &weights)?;
     let bins = bins
         .iter()
         .map(|b| to_index(b.as_slice()?).map_err(PyErr::from))
