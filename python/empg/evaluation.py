@@ -9,6 +9,7 @@ over problems. It runs during training (iteration 0 = before any update, then ev
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,38 +28,86 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+@dataclass
+class EvalRaw:
+    """Per-problem results of one evaluation (of all problems, or of one rank's share)."""
+
+    greedy_correct: np.ndarray  # float, per problem (empty when greedy eval is off)
+    greedy_lengths: np.ndarray  # completion tokens, per problem
+    sampled: np.ndarray  # rewards, problems x samples (0 columns when sampled eval is off)
+    sampled_lengths: np.ndarray  # completion tokens, problems x samples
+    seconds: float = 0.0
+
+    @staticmethod
+    def merge(parts: Sequence["EvalRaw"]) -> "EvalRaw":
+        """The problems of several shards as one evaluation (the time is the slowest shard's)."""
+        fields = ("greedy_correct", "greedy_lengths", "sampled", "sampled_lengths")
+        cat = [np.concatenate([getattr(p, f) for p in parts]) for f in fields]
+        return EvalRaw(cat[0], cat[1], cat[2], cat[3], max((p.seconds for p in parts), default=0.0))
+
+
+def evaluate_raw(sampler: Sampler, prompt_ids: Sequence[Sequence[int]], answers: Sequence[str], *,
+                 stop: Sequence[str], max_new_tokens: int, style: str = "auto", greedy: bool = True,
+                 samples: int = 1, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> EvalRaw:
+    """Run the evaluation: greedy and/or ``samples`` sampled completions of every prompt, verified."""
+    t0 = time.perf_counter()
+    n = len(prompt_ids)
+    g_correct: np.ndarray = np.zeros(0)
+    g_len: np.ndarray = np.zeros(0)
+    s_rewards, s_len = np.zeros((n, 0)), np.zeros((n, 0))
+    if greedy:
+        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, stop=tuple(stop))
+        rolls = sampler.generate(prompt_ids, params) if n else []
+        g_correct = verify_batch([r.text for r in rolls], [answers[r.group] for r in rolls], style=style)
+        g_len = np.array([len(r.completion_ids) for r in rolls], dtype=np.float64)
+    if samples > 0:
+        params = SamplingParams(n=samples, temperature=temperature, top_p=top_p,
+                                max_new_tokens=max_new_tokens, stop=tuple(stop), seed=seed)
+        rolls = sampler.generate(prompt_ids, params) if n else []
+        rewards = verify_batch([r.text for r in rolls], [answers[r.group] for r in rolls], style=style)
+        s_rewards = np.zeros((n, samples))
+        s_len = np.zeros((n, samples))
+        seen = np.zeros(n, dtype=np.int64)
+        for r, x in zip(rolls, rewards):
+            s_rewards[r.group, seen[r.group]] = x
+            s_len[r.group, seen[r.group]] = len(r.completion_ids)
+            seen[r.group] += 1
+    return EvalRaw(np.asarray(g_correct, dtype=np.float64), g_len, s_rewards, s_len,
+                   time.perf_counter() - t0)
+
+
+def eval_metrics(raw: EvalRaw, pass_k: Sequence[int] = (1,)) -> dict[str, Any]:
+    """The ``eval/`` metrics of an evaluation's per-problem results."""
+    n = max(len(raw.greedy_correct), raw.sampled.shape[0])
+    out: dict[str, Any] = {"eval/problems": n}
+    if len(raw.greedy_correct):
+        out["eval/greedy_acc"] = float(raw.greedy_correct.mean())
+        out["eval/greedy_length"] = float(raw.greedy_lengths.mean())
+    samples = raw.sampled.shape[1]
+    if samples > 0 and raw.sampled.size:
+        out["eval/sampled_acc"] = float(raw.sampled.mean())
+        if samples > 1:
+            # Each of the n sample columns is an independent evaluation of the same model: their
+            # spread is the noise level a before/after difference must clear.
+            per_column = raw.sampled.mean(axis=0)
+            out["eval/sampled_acc_spread"] = float(per_column.max() - per_column.min())
+        out["eval/sampled_length"] = float(raw.sampled_lengths.mean())
+        correct = (raw.sampled > 0.5).sum(axis=1)
+        for k in pass_k:
+            out[f"eval/pass@{k}"] = float(np.mean([pass_at_k(samples, int(c), k) for c in correct]))
+    out["eval/seconds"] = raw.seconds
+    return out
+
+
 def evaluate(sampler: Sampler, prompt_ids: Sequence[Sequence[int]], answers: Sequence[str], *,
              stop: Sequence[str], max_new_tokens: int, style: str = "auto", greedy: bool = True,
              samples: int = 1, temperature: float = 1.0, top_p: float = 1.0,
              pass_k: Sequence[int] = (1,), seed: int = 0) -> dict[str, Any]:
     """Metrics of the sampler's current model on held-out prompts (keys prefixed ``eval/``)."""
-    out: dict[str, Any] = {"eval/problems": len(prompt_ids)}
-    t0 = time.perf_counter()
-    if greedy:
-        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, stop=tuple(stop))
-        rolls = sampler.generate(prompt_ids, params)
-        rewards = verify_batch([r.text for r in rolls], [answers[r.group] for r in rolls], style=style)
-        out["eval/greedy_acc"] = float(rewards.mean()) if len(rewards) else 0.0
-        out["eval/greedy_length"] = float(np.mean([len(r.completion_ids) for r in rolls])) if rolls else 0.0
-    if samples > 0:
-        params = SamplingParams(n=samples, temperature=temperature, top_p=top_p,
-                                max_new_tokens=max_new_tokens, stop=tuple(stop), seed=seed)
-        rolls = sampler.generate(prompt_ids, params)
-        rewards = verify_batch([r.text for r in rolls], [answers[r.group] for r in rolls], style=style)
-        correct = np.zeros(len(prompt_ids), dtype=np.int64)
-        for r, x in zip(rolls, rewards):
-            correct[r.group] += int(x > 0.5)
-        out["eval/sampled_acc"] = float(rewards.mean()) if len(rewards) else 0.0
-        if samples > 1 and len(rewards):
-            # Each of the n sample columns is an independent evaluation of the same model: their
-            # spread is the noise level a before/after difference must clear.
-            per_column = rewards.reshape(len(prompt_ids), samples).mean(axis=0)
-            out["eval/sampled_acc_spread"] = float(per_column.max() - per_column.min())
-        out["eval/sampled_length"] = float(np.mean([len(r.completion_ids) for r in rolls])) if rolls else 0.0
-        for k in pass_k:
-            out[f"eval/pass@{k}"] = float(np.mean([pass_at_k(samples, int(c), k) for c in correct]))
-    out["eval/seconds"] = time.perf_counter() - t0
-    return out
+    raw = evaluate_raw(sampler, prompt_ids, answers, stop=stop, max_new_tokens=max_new_tokens,
+                       style=style, greedy=greedy, samples=samples, temperature=temperature,
+                       top_p=top_p, seed=seed)
+    return eval_metrics(raw, pass_k)
 
 
 def main_eval(cfg: Any, checkpoint: str | None = None) -> dict[str, Any]:

@@ -18,8 +18,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 BEHAVIOURS: dict[str, re.Pattern[str]] = {
     "decomposition": re.compile(
@@ -34,6 +38,54 @@ BEHAVIOURS: dict[str, re.Pattern[str]] = {
 }
 
 
+@dataclass
+class RolloutSummary:
+    """The raw numbers behind an E-step's metrics, so that the metrics of several ranks' E-steps
+    are computed from their union (:meth:`merge`) exactly as one process would compute them."""
+
+    rewards: np.ndarray  # per completion
+    lengths: np.ndarray  # completion tokens, per completion
+    truncated: np.ndarray  # bool, per completion: stopped by max_new_tokens
+    solved: np.ndarray  # per group: share of its completions with reward 1
+    dropped: np.ndarray  # bool, per group: zero signal, not trained on
+    behaviours: dict[str, int]  # completions matching each behaviour pattern
+    times: dict[str, float]  # seconds per phase
+
+    @staticmethod
+    def of(rewards: ArrayLike, lengths: ArrayLike, truncated: ArrayLike, solved: ArrayLike,
+           dropped: ArrayLike, texts: Sequence[str], times: dict[str, float]) -> "RolloutSummary":
+        counts = {name: sum(1 for t in texts if pat.search(t)) for name, pat in BEHAVIOURS.items()}
+        return RolloutSummary(np.asarray(rewards, dtype=np.float64), np.asarray(lengths, dtype=np.float64),
+                              np.asarray(truncated, dtype=bool), np.asarray(solved, dtype=np.float64),
+                              np.asarray(dropped, dtype=bool), counts, dict(times))
+
+    @staticmethod
+    def merge(parts: Sequence["RolloutSummary"]) -> "RolloutSummary":
+        """Several ranks' summaries as one (phase times: the slowest rank's, as it sets the pace)."""
+        cat = {f: np.concatenate([getattr(p, f) for p in parts])
+               for f in ("rewards", "lengths", "truncated", "solved", "dropped")}
+        return RolloutSummary(**cat, behaviours={k: sum(p.behaviours[k] for p in parts) for k in BEHAVIOURS},
+                              times={k: max(p.times[k] for p in parts) for k in parts[0].times})
+
+    def stats(self) -> dict[str, float]:
+        n = max(len(self.rewards), 1)
+        g = max(len(self.solved), 1)
+        return {
+            "reward/mean": float(self.rewards.sum() / n),
+            "reward/solve_rate_per_group": float(self.solved.sum() / g),
+            "reward/groups_all_solved": float((self.solved == 1).sum() / g),
+            "reward/groups_none_solved": float((self.solved == 0).sum() / g),
+            "groups/dropped": float(self.dropped.sum()),
+            "groups/kept": float((~self.dropped).sum()),
+            "length/mean": float(self.lengths.sum() / n),
+            "length/max": float(self.lengths.max()) if len(self.lengths) else 0.0,
+            "length/truncated_share": float(self.truncated.sum() / n),
+            **{f"time/{k}": v for k, v in self.times.items()},
+            "tokens/sampled": float(self.lengths.sum()),
+            **{f"behaviour/{k}": c / n for k, c in self.behaviours.items()},
+        }
+
+
 def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:
     """Share of ``texts`` matching each behaviour pattern (0 when there are no texts)."""
     n = max(len(texts), 1)
@@ -44,17 +96,22 @@ def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:
 class RunLogger:
     """Appends metrics to ``<run_dir>/metrics.jsonl`` and TensorBoard (``<run_dir>/tb``)."""
 
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, enabled: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "metrics.jsonl"
+        self.enabled = enabled  # False on every torchrun rank but 0
         self.writer: Any = None
+        if not enabled:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
 
     def log(self, iteration: int, metrics: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
         record = {"iteration": iteration, **{k: _plain(v) for k, v in metrics.items()}}
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
