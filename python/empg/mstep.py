@@ -22,7 +22,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from empg import distributed
 from empg.core import FlatSequences, build_microbatch, flatten_sequences, pack_microbatches
+from empg.distributed import SINGLE, Dist
 from empg.exceptions import TrainingError
 from empg.faults import BadStepGuard
 from empg.losses import LOSSES, LossParams, TokenBatch, normaliser_coefficients
@@ -88,18 +90,28 @@ def token_logprobs(model: Any, input_ids: torch.Tensor, position_ids: torch.Tens
     j − 1, so ``loss_mask[0]`` must be False (the core never marks a sequence's first token)."""
     pred = torch.nonzero(loss_mask[1:], as_tuple=False).squeeze(-1)  # positions whose next is a target
     targets = input_ids[pred + 1]
-    cfg = model.config
-    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
-        # Models that post-process logits: take the full head (rare; correctness first).
-        logits = model(input_ids=input_ids[None], position_ids=position_ids[None],
-                       use_cache=False).logits[0, pred]
-    else:
-        hidden = model.base_model(input_ids=input_ids[None], position_ids=position_ids[None],
-                                  use_cache=False).last_hidden_state[0]
-        logits = model.get_output_embeddings()(hidden[pred])
+    # Through the model's own forward (so FSDP's hooks gather its weights), with the head applied
+    # only at ``pred`` (transformers' ``logits_to_keep`` takes indices).
+    kwargs = {"logits_to_keep": pred} if _takes_logits_to_keep(model) else {}
+    logits = model(input_ids=input_ids[None], position_ids=position_ids[None], use_cache=False,
+                   **kwargs).logits[0]
+    if not kwargs:
+        logits = logits[pred]
     logits = logits.float()
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
+
+def _takes_logits_to_keep(model: Any) -> bool:
+    import inspect
+
+    fn = type(getattr(model, "_orig_mod", model)).forward  # torch.compile wraps the model
+    cached = _TAKES_KEEP.get(fn)
+    if cached is None:
+        cached = _TAKES_KEEP[fn] = "logits_to_keep" in inspect.signature(fn).parameters
+    return cached
+
+
+_TAKES_KEEP: dict[Any, bool] = {}
 
 ForwardFn = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -110,6 +122,25 @@ class _Micro:
     tensors: dict[str, torch.Tensor]
     seq_of_token: np.ndarray  # for each completion token: its sequence
     shared: bool = False  # run by empg.shared_forward (tensors hold only token_weights)
+
+
+def _filler(samples: Samples, device: torch.device) -> _Micro:
+    """A zero-weight, two-token micro-batch: under FSDP a rank with fewer micro-batches in a step
+    runs these, so that every rank runs the same forwards and backwards (its collectives)."""
+    tok = int(samples.flat.tokens[0]) if len(samples.flat.tokens) else 0
+    tensors = {"input_ids": torch.tensor([tok, tok], device=device),
+               "position_ids": torch.tensor([0, 1], device=device),
+               "loss_mask": torch.tensor([False, True], device=device),
+               "token_weights": torch.zeros(1, device=device)}
+    return _Micro(np.zeros(0, dtype=np.int64), tensors, np.zeros(0, dtype=np.int64))
+
+
+def _equalized(micros: list[_Micro], samples: Samples, device: torch.device, d: Dist) -> list[_Micro]:
+    """``micros`` padded with :func:`_filler` to the largest count of any rank (a collective)."""
+    if not d.enabled:
+        return micros
+    most = int(distributed.all_reduce(d, [len(micros)], "max")[0])
+    return micros + [_filler(samples, device) for _ in range(most - len(micros))]
 
 
 def _microbatches(samples: Samples, index: np.ndarray, budget: int,
@@ -146,6 +177,14 @@ def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn) -
     return forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
 
 
+def _given(per_seq: list[np.ndarray] | None, micro: _Micro, logp: torch.Tensor,
+           device: torch.device) -> torch.Tensor | None:
+    """Recorded log-probs (old or reference) of the micro-batch's tokens; a filler's own."""
+    if per_seq is None:
+        return None
+    return _concat(per_seq, micro.index, device) if len(micro.index) else logp.detach().float()
+
+
 def _concat(per_seq: list[np.ndarray], idx: np.ndarray, device: torch.device) -> torch.Tensor:
     parts = [per_seq[i] for i in idx]
     arr = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
@@ -154,15 +193,19 @@ def _concat(per_seq: list[np.ndarray], idx: np.ndarray, device: torch.device) ->
 
 @torch.no_grad()
 def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = True,
-          forward: ForwardFn = token_logprobs, share_prefix: bool = False) -> list[np.ndarray]:
+          forward: ForwardFn = token_logprobs, share_prefix: bool = False,
+          dist: Dist = SINGLE) -> list[np.ndarray]:
     """Per-sequence log-probs of the completion tokens under ``model`` (no grad): the GRPO "old"
     log-probs right after the E-step, or the frozen reference's (``share_prefix``: each shared
-    prompt prefix run once, see :mod:`empg.shared_forward`)."""
+    prompt prefix run once, see :mod:`empg.shared_forward`). A model sharded over ``dist`` runs
+    the same number of forwards on every rank."""
     device = next(model.parameters()).device
     out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(samples)
     clens = samples.completion_lens
-    share = share_prefix and forward is token_logprobs and can_share(model)  # else plain
-    for micro in _microbatches(samples, np.arange(len(samples)), token_budget, device, share):
+    sharded = dist.enabled and distributed.is_sharded(model)
+    share = share_prefix and not sharded and forward is token_logprobs and can_share(model)  # else plain
+    micros = list(_microbatches(samples, np.arange(len(samples)), token_budget, device, share))
+    for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         with autocast_for(device, autocast):
             lp = _logprobs(model, samples, micro, forward)
         lp_np = lp.float().cpu().numpy()
@@ -170,6 +213,8 @@ def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = T
         for i in micro.index:
             out[i] = lp_np[start:start + clens[i]].copy()
             start += clens[i]
+    if sharded:  # FSDP keeps the root's weights gathered after a no-grad forward: shard them again
+        model.reshard()
     return out
 
 
@@ -182,63 +227,80 @@ def num_steps(n: int, mini_batch_size: int, epochs: int, steps_per_epoch: int = 
 
 
 def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settings: MStepSettings,
-                         forward: ForwardFn = token_logprobs) -> tuple[float, int, dict[str, float]]:
+                         forward: ForwardFn = token_logprobs, *, coef: np.ndarray | None = None,
+                         dist: Dist = SINGLE) -> tuple[float, int, dict[str, float]]:
     """Backward of ONE optimizer step's loss over the sequences ``index`` (packed into micro-batches
     under the token budget; gradients add up in ``.grad``). The normaliser counts over all of
-    ``index``, so the result does not depend on the packing. Returns (loss, tokens, loss stats)."""
+    ``index`` (or is given per sequence of ``index`` as ``coef``: the step's share of all ranks),
+    so the result does not depend on the packing. Returns this rank's (loss, tokens, loss stats)."""
     loss = LOSSES[settings.algo]
     device = next(model.parameters()).device
     coef_seq = np.zeros(len(samples))
-    coef_seq[index] = normaliser_coefficients(samples.completion_lens[index], settings.normalize)
+    coef_seq[index] = normaliser_coefficients(samples.completion_lens[index], settings.normalize) \
+        if coef is None else coef
     total, tokens = 0.0, 0
     stats_sum: dict[str, float] = {}
-    share = settings.share_prefix and forward is token_logprobs and can_share(model)  # else plain
-    for micro in _microbatches(samples, index, settings.token_budget, device, share):
+    sharded = dist.enabled and distributed.is_sharded(model)
+    share = settings.share_prefix and not sharded and forward is token_logprobs and can_share(model)
+    micros = list(_microbatches(samples, index, settings.token_budget, device, share))
+    for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         t = micro.tensors
         with autocast_for(device, settings.bf16_autocast):
             logp = _logprobs(model, samples, micro, forward)
+        filler = len(micro.index) == 0  # zero weight and coefficient: adds 0 to every gradient
         tok = TokenBatch(
             logp=logp.float(),
             weight=t["token_weights"],
-            coef=torch.from_numpy(coef_seq[micro.seq_of_token].astype(np.float32)).to(device),
-            old_logp=None if samples.old_logp is None else _concat(samples.old_logp, micro.index, device),
-            ref_logp=None if samples.ref_logp is None else _concat(samples.ref_logp, micro.index, device),
+            coef=torch.from_numpy(coef_seq[micro.seq_of_token].astype(np.float32)).to(device)
+            if not filler else torch.zeros_like(t["token_weights"]),
+            old_logp=_given(samples.old_logp, micro, logp, device),
+            ref_logp=_given(samples.ref_logp, micro, logp, device),
         )
         value, stats = loss.fn(tok, settings.loss)
-        value.backward()
+        (value * dist.world if sharded else value).backward()  # FSDP averages: world x mean = sum
+        for k in stats:  # the same keys on every rank, also one running only fillers
+            stats_sum.setdefault(k, -math.inf if k.endswith("_max") else 0.0)
+        if filler:
+            continue
         total += float(value.detach())
         tokens += len(micro.seq_of_token)
         for k, v in stats.items():
-            stats_sum[k] = stats_sum.get(k, 0.0) + v
+            stats_sum[k] = max(stats_sum[k], v) if k.endswith("_max") else stats_sum[k] + v
     return total, tokens, stats_sum
 
 
 def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples: Samples,
            settings: MStepSettings, rng: np.random.Generator,
            forward: ForwardFn = token_logprobs, guard: BadStepGuard | None = None,
-           on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+           on_step: Callable[[int], None] | None = None, dist: Dist = SINGLE) -> dict[str, float]:
     """``settings.epochs`` passes over ``samples``, split into mini-batches of about
     ``mini_batch_size`` sequences, or into ``steps_per_epoch`` equal mini-batches when that is set
     (one optimizer step each, gradients accumulated over its packed micro-batches). Returns mean
     loss, grad norm, steps, tokens and the loss's own statistics. A step with a non-finite loss or
     gradient is skipped; ``guard`` (default: 3 in a row) decides when to give up with
-    :class:`TrainingError`."""
+    :class:`TrainingError`.
+
+    Under torchrun (``dist``) the sequences of all ranks count as one set numbered rank by rank:
+    the same permutation and steps everywhere, each rank computing its own sequences' part of each
+    step (see :mod:`empg.distributed`); the returned numbers are the run's, not the rank's."""
     guard = guard if guard is not None else BadStepGuard(3)
     loss = LOSSES[settings.algo]
     if loss.needs_old_logp and samples.old_logp is None:
         raise TrainingError(f"algo={settings.algo} needs old log-probs recorded after the E-step")
     if settings.loss.kl_beta > 0 and samples.ref_logp is None:
         raise TrainingError("kl_beta > 0 needs reference log-probs")
-    device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for group in optimizer.param_groups for p in group["params"]]  # what it steps
     model.train()
-    n = len(samples)
+    per_rank = distributed.gather(dist, samples.completion_lens)
+    all_clens = np.concatenate(per_rank)  # every rank's sequences, numbered rank by rank
+    lo = sum(len(x) for x in per_rank[:dist.rank])
+    n, hi = len(all_clens), lo + len(samples)
     totals: dict[str, float] = {}
     steps = skipped = 0
     tokens = 0
     grad_norms: list[float] = []
     losses: list[float] = []
-    if n == 0:  # every group agreed: nothing to learn from this E-step
+    if n == 0:  # every group agreed (on every rank): nothing to learn from this E-step
         return {"loss": float("nan"), "grad_norm": float("nan"), "steps": 0.0,
                 "skipped_steps": 0.0, "tokens": 0.0}
     per_epoch = num_steps(n, settings.mini_batch_size, 1, settings.steps_per_epoch)
@@ -246,12 +308,17 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
         order = rng.permutation(n)
         for chunk in np.array_split(order, per_epoch):
             optimizer.zero_grad(set_to_none=True)
-            step_loss, step_tokens, stats = accumulate_gradients(model, samples, chunk, settings, forward)
+            coef = normaliser_coefficients(all_clens[chunk], settings.normalize)
+            mine = (chunk >= lo) & (chunk < hi)
+            step_loss, step_tokens, stats = accumulate_gradients(
+                model, samples, chunk[mine] - lo, settings, forward, coef=coef[mine], dist=dist)
+            if dist.enabled:  # the step's numbers over all ranks: every rank decides alike
+                step_loss, step_tokens, stats = _reduce_step(dist, step_loss, step_tokens, stats)
             tokens += step_tokens
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0.0) + v
             max_norm = settings.max_grad_norm if settings.max_grad_norm > 0 else float("inf")
-            gn = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+            gn = _norm(torch.nn.utils.clip_grad_norm_(params, max_norm))
             if not guard.step_ok(step_loss, gn, where=f"optimizer step {steps + skipped + 1}"):
                 skipped += 1
                 optimizer.zero_grad(set_to_none=True)
@@ -268,6 +335,22 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
                grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"),
                steps=float(steps), skipped_steps=float(skipped), tokens=float(tokens))
     return out
+
+
+def _reduce_step(d: Dist, loss: float, tokens: int, stats: dict[str, float]
+                 ) -> tuple[float, int, dict[str, float]]:
+    """One optimizer step's loss, tokens and loss statistics summed (``*_max``: maxed) over ranks."""
+    sums = sorted(k for k in stats if not k.endswith("_max"))
+    maxes = sorted(k for k in stats if k.endswith("_max"))
+    s = distributed.all_reduce(d, [loss, tokens] + [stats[k] for k in sums])
+    m = distributed.all_reduce(d, [stats[k] for k in maxes], "max") if maxes else np.zeros(0)
+    return float(s[0]), int(s[1]), {**dict(zip(sums, s[2:].tolist())), **dict(zip(maxes, m.tolist()))}
+
+
+def _norm(total: torch.Tensor) -> float:
+    """The gradient norm as a float (under FSDP, a DTensor over all shards)."""
+    full = getattr(total, "full_tensor", None)
+    return float(full() if full is not None else total)
 
 
 def make_optimizer(model: Any, *, lr: float, weight_decay: float, betas: tuple[float, float]
