@@ -38,9 +38,13 @@ def test_save_load_and_keep_last(tmp_path, parts):
     latest = ckpt.latest_complete(tmp_path)
     state = ckpt.load_state(latest)
     assert state["iteration"] == 3 and state["data_pos"] == 30
-    for k, st in opt.state_dict()["state"].items():
+    names = [n for n, _ in model.named_parameters()]
+    for k, st in opt.state_dict()["state"].items():  # stored by parameter name, not position
         for name, t in st.items():
-            torch.testing.assert_close(state["optimizer"]["state"][k][name], t, rtol=0, atol=0)
+            torch.testing.assert_close(state["optimizer"]["state"][names[k]][name], t, rtol=0, atol=0)
+    fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ckpt.load_optimizer(model, fresh, state["optimizer"])
+    _assert_same_optimizer_state(fresh, opt)
     # RNG states restore the exact streams.
     expected = (random.random(), np.random.rand(), torch.rand(1))
     ckpt.set_rng_state(state["rng"])
@@ -51,6 +55,32 @@ def test_save_load_and_keep_last(tmp_path, parts):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert AutoTokenizer.from_pretrained(latest)("What is 2 + 2?")["input_ids"] == tok("What is 2 + 2?")["input_ids"]
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def _assert_same_optimizer_state(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    assert sa["state"].keys() == sb["state"].keys() and sa["state"]
+    for k in sa["state"]:
+        for name in sb["state"][k]:
+            torch.testing.assert_close(sa["state"][k][name], sb["state"][k][name], rtol=0, atol=0)
+
+
+def test_position_keyed_optimizer_state_still_loads(parts):
+    """Checkpoints written before the states were keyed by name hold ``optimizer.state_dict()``."""
+    model, _, opt, _ = parts
+    fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ckpt.load_optimizer(model, fresh, opt.state_dict())
+    _assert_same_optimizer_state(fresh, opt)
+
+
+def test_optimizer_state_of_another_model_is_refused(parts):
+    from empg.models import load_model
+
+    _, _, opt, _ = parts
+    other = load_model("tiny-llama-32x2", seed=0)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        ckpt.load_optimizer(other, torch.optim.AdamW(other.parameters(), lr=1e-3), opt.state_dict())
 
 
 def test_incomplete_checkpoint_is_never_taken(tmp_path, parts):

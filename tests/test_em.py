@@ -96,9 +96,11 @@ def test_train_two_iterations_then_resume(tmp_path, warm_tiny_model, algo, extra
     assert s.iteration == 2 and s.data_pos == 4
     loaded = s.optimizer.state_dict()["state"]
     assert loaded, "optimizer state is empty"
-    for k, st in saved["optimizer"]["state"].items():
+    names = [n for n, _ in s.model.named_parameters()]
+    assert set(saved["optimizer"]["state"]) == {names[k] for k in loaded}  # keyed by name on disk
+    for k, st in loaded.items():
         for name, t in st.items():
-            torch.testing.assert_close(loaded[k][name], t, rtol=0, atol=0)
+            torch.testing.assert_close(t, saved["optimizer"]["state"][names[k]][name], rtol=0, atol=0)
     for p_saved, p_now in zip(model.parameters(), s.model.parameters()):
         torch.testing.assert_close(p_saved, p_now, rtol=0, atol=0)
     del s

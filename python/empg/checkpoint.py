@@ -1,8 +1,10 @@
 """Checkpoints that transformers and vLLM load directly, and that training resumes from.
 
 Layout of ``<run_dir>/checkpoints/iter-000007/``: the model (``save_pretrained``, safetensors) and
-tokenizer files; ``training_state.pt`` (optimizer, scheduler, RNG states of python/numpy/torch,
-iteration, data position); ``COMPLETE`` written last. A checkpoint is written in a temporary
+tokenizer files; ``training_state.pt`` (optimizer state keyed by parameter name, scheduler, RNG
+states of python/numpy/torch, iteration, data position); ``COMPLETE`` written last. Weights and
+optimizer state are full (unsharded) also under torchrun, where rank 0 writes them, so a checkpoint
+resumes on any number of ranks. A checkpoint is written in a temporary
 directory, every file fsync'ed, then renamed into place, so a crash never leaves a directory that
 looks complete; :func:`latest_complete` only takes directories holding ``COMPLETE``. A failed write
 (disk full, I/O error) raises :class:`CheckpointError` and leaves the earlier checkpoints as they
@@ -97,8 +99,15 @@ def _torch_save(obj: Any, path: Path) -> None:
 
 
 def save(ckpt_root: str | Path, iteration: int, model: Any, tokenizer: Any, optimizer: Any,
-         scheduler: Any, extra: dict[str, Any], *, keep_last: int = 2) -> Path:
-    """Write ``iter-<iteration>`` atomically under ``ckpt_root``; keep the last ``keep_last``."""
+         scheduler: Any, extra: dict[str, Any], *, keep_last: int = 2,
+         weights: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``iter-<iteration>`` atomically under ``ckpt_root``; keep the last ``keep_last``.
+    ``optimizer`` is the optimizer or its name-keyed state (:func:`empg.distributed.optimizer_state`,
+    gathered beforehand under torchrun); ``weights``: the full weights of a sharded ``model``."""
+    if not isinstance(optimizer, dict):
+        from empg.distributed import optimizer_state
+
+        optimizer = optimizer_state(model, optimizer)
     root = Path(ckpt_root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{iteration:06d}"
@@ -107,10 +116,10 @@ def save(ckpt_root: str | Path, iteration: int, model: Any, tokenizer: Any, opti
         shutil.rmtree(stale, ignore_errors=True)
     try:
         tmp.mkdir()
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": weights} if weights else {}))
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        _torch_save({"iteration": iteration, "optimizer": optimizer.state_dict(),
+        _torch_save({"iteration": iteration, "optimizer": optimizer,
                      "scheduler": scheduler.state_dict(), "rng": rng_state(), **extra},
                     tmp / STATE_FILE)
         pause_point("checkpoint-before-marker", final.name)
@@ -165,3 +174,18 @@ def load_state(path: str | Path) -> dict[str, Any]:
         return dict(torch.load(p / STATE_FILE, map_location="cpu", weights_only=True))
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
         raise CheckpointError(f"checkpoint {p}: cannot read {STATE_FILE}: {e}") from e
+
+
+def load_optimizer(model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    """Load a checkpoint's optimizer state into ``optimizer`` (of ``model``, sharded or not): the
+    name-keyed state of any number of ranks, or the position-keyed state of older checkpoints."""
+    from empg import distributed
+
+    if any(isinstance(k, int) for k in state.get("state", {})) or \
+            any(isinstance(i, int) for g in state.get("param_groups", []) for i in g.get("params", [])):
+        state = distributed.by_name(model, state)
+    try:
+        distributed.load_optimizer_state(model, optimizer, state)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"the checkpoint's optimizer state does not fit this model ({type(e).__name__}: "
+                              f"{e}); was it written by another model?") from e
