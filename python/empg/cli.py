@@ -5,7 +5,8 @@
 dotted keys (``sampling.temperature=0.7``); ``algo=``, ``resume=``, ``run_dir=``, ``model=`` and
 ``sampler=`` are short forms; ``--resume`` equals ``resume=true``. The configuration is validated
 (unknown keys, bad values, invalid combinations raise a ConfigError naming the key) before any
-model loads.
+model loads. On several GPUs or nodes, ``torchrun ... --no-python empg-train ...`` runs one rank per
+process (see ``docs/distributed.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import sys
 from empg.exceptions import EmpgError
 
 _EPILOG = "examples:\n  empg-train\n  empg-train config.yaml train.algo=grpo sampling.temperature=0.7\n" \
-          "  empg-train log.run_dir=runs/a --resume"
+          "  empg-train log.run_dir=runs/a --resume\n" \
+          "  torchrun --standalone --nproc-per-node 8 --no-python empg-train config.yaml"
 
 
 def _split(args: list[str]) -> tuple[str | None, list[str]]:
@@ -50,7 +52,12 @@ def train_main(argv: list[str] | None = None) -> int:
         cfg = _config(ns)
         from empg.em import train
 
-        train(cfg)  # type: ignore[arg-type]
+        try:
+            train(cfg)  # type: ignore[arg-type]
+        finally:
+            from empg.distributed import shutdown
+
+            shutdown()  # leave torchrun's process group cleanly (no-op in one process)
     except EmpgError as e:
         print(f"empg-train: error ({type(e).__name__}): {e}", file=sys.stderr)
         return 2
@@ -74,7 +81,11 @@ def eval_main(argv: list[str] | None = None) -> int:
     except EmpgError as e:
         print(f"empg-eval: error: {e}", file=sys.stderr)
         return 2
-    for k, v in out.items():
+    from empg.distributed import current, shutdown
+
+    main = current().is_main  # under torchrun every rank evaluated a share; rank 0 reports
+    shutdown()
+    for k, v in out.items() if main else ():
         print(f"{k}\t{v:.4f}" if isinstance(v, float) else f"{k}\t{v}")
     return 0
 

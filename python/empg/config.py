@@ -59,6 +59,7 @@ class SamplingConfig:
     stop: list[str] = field(default_factory=list)  # extra stop strings (the template adds its own)
     batch_size: int = 64  # sequences per generate call (transformers sampler)
     gpu_memory_utilization: float = 0.5  # vllm only
+    tensor_parallel_size: int = 1  # vllm only: GPUs per engine (under torchrun, ranks per engine)
 
 
 @dataclass
@@ -281,7 +282,7 @@ def _need(cond: bool, key: str, msg: str) -> None:
 
 def validate(cfg: Config) -> None:
     """Raise :class:`ConfigError` naming the key of the first invalid value or combination."""
-    from empg import models
+    from empg import distributed, models
     from empg.losses import LOSSES
     from empg.samplers import SAMPLERS
     from empg.core import SCHEMES
@@ -303,6 +304,16 @@ def validate(cfg: Config) -> None:
     _need(0 < s.top_p <= 1, "sampling.top_p", f"must be in (0, 1], got {s.top_p}")
     _need(s.max_new_tokens >= 1, "sampling.max_new_tokens", "must be >= 1")
     _need(s.batch_size >= 1, "sampling.batch_size", "must be >= 1")
+    _need(s.tensor_parallel_size >= 1, "sampling.tensor_parallel_size", "must be >= 1")
+    _need(s.tensor_parallel_size == 1 or s.sampler == "vllm", "sampling.tensor_parallel_size",
+          "tensor-parallel sampling needs sampling.sampler=vllm")
+    world = distributed.from_env().world
+    _need(world % s.tensor_parallel_size == 0, "sampling.tensor_parallel_size",
+          f"{s.tensor_parallel_size} does not divide the {world} torchrun ranks")
+    groups = world // s.tensor_parallel_size
+    _need(s.prompts_per_iteration >= groups, "sampling.prompts_per_iteration",
+          f"{s.prompts_per_iteration} prompts cannot give each of the {groups} sampler groups "
+          f"(torchrun ranks / sampling.tensor_parallel_size) at least one")
     _need(t.iterations >= 0, "train.iterations", "must be >= 0")
     _need(t.epochs >= 1, "train.epochs", "must be >= 1")
     _need(t.mini_batch_size >= 1, "train.mini_batch_size", "must be >= 1")

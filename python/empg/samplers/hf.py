@@ -11,7 +11,8 @@ encoded once, a hand-written decode loop drops finished rows; ``share_prefix=Fal
 ``generate`` path described above, the reference in ``tests/test_prefix.py``.
 
 The sampler shares the trainer's model object when they live on the same device, so
-:meth:`sync_weights` is then a no-op; given another model it copies the weights in place.
+:meth:`sync_weights` is then a no-op; given another model it copies the weights in place (under
+torchrun it holds a whole copy, while FSDP shards the trainer, and gathers the new weights).
 """
 
 from __future__ import annotations
@@ -152,8 +153,11 @@ class TransformersSampler:
         return rollouts
 
     def sync_weights(self, model: object) -> None:
+        """Take ``model``'s weights (gathered in full when FSDP shards it: every rank calls this)."""
         if model is not self.model:
-            self.model.load_state_dict(model.state_dict())  # type: ignore[attr-defined]
+            from empg.distributed import full_state_dict
+
+            self.model.load_state_dict(full_state_dict(model))
 
     def sleep(self) -> None:
         return None

@@ -102,8 +102,9 @@ class VLLMSampler:
         vllm = import_vllm()
         # In-process engine core: the model lives in this process, so load_weights sees our tensors.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        if tensor_parallel_size > 1:
-            # One engine per torchrun rank, sharing the trainer's process group (as TRL's colocate mode).
+        if tensor_parallel_size > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # Under torchrun: the engine joins the trainer's ranks (TP groups of consecutive ranks),
+            # as TRL's colocate mode does; each rank keeps its own in-process engine core.
             engine_kwargs.setdefault("distributed_executor_backend", "external_launcher")
         self.llm = vllm.LLM(
             model=model_path,
@@ -128,15 +129,19 @@ class VLLMSampler:
     @classmethod
     def from_config(cls, cfg: Any, model: Any, tokenizer: Any = None) -> "VLLMSampler":
         """The engine for an empg run: built from ``model``'s directory (or a temporary save of it),
-        ``cfg.sampling.gpu_memory_utilization`` and ``cfg.train.seed``, then synced with ``model``'s
-        current weights."""
+        ``cfg.sampling.gpu_memory_utilization``, ``cfg.sampling.tensor_parallel_size`` and
+        ``cfg.train.seed`` (under torchrun: one seed per tensor-parallel group, so that the ranks of
+        a group sample alike), then synced with ``model``'s current weights."""
         sampling = getattr(cfg, "sampling", None)
         train = getattr(cfg, "train", None)
+        tp = int(getattr(sampling, "tensor_parallel_size", 1))
+        rank = int(os.environ.get("RANK", "0"))
         path, tmp = engine_model_dir(model, tokenizer)
         sampler = cls(
             path,
             gpu_memory_utilization=float(getattr(sampling, "gpu_memory_utilization", 0.5)),
-            seed=int(getattr(train, "seed", 0)),
+            seed=int(getattr(train, "seed", 0)) + rank // tp,
+            tensor_parallel_size=tp,
             skip_tokenizer_init=tokenizer is None,
         )
         sampler._model_dir = tmp
