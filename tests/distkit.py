@@ -102,7 +102,7 @@ def _rank_main(rank: int, world: int, port: int, job: dict[str, Any], parts: lis
         distributed.shutdown()
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -116,7 +116,7 @@ def run_ranks(job: dict[str, Any], parts: list[dict[str, Any]], out_dir: Path,
 
     world = len(parts)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = mp.start_processes(_rank_main, args=(world, free_port(), job, parts, str(out_dir)),
+    ctx = mp.start_processes(_rank_main, args=(world, _free_port(), job, parts, str(out_dir)),
                              nprocs=world, join=False, start_method="spawn")
     deadline = time.monotonic() + timeout
     try:

@@ -105,13 +105,27 @@ def train_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from empg.cli import train_main; sys.exit(train_main())"]
 
 
+def torchrun_command(ranks: int) -> list[str]:
+    """``torchrun`` (this interpreter's) starting ``ranks`` processes on a free local port."""
+    if ranks <= 0:
+        return []
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
+            "--master-port", str(port), "--no-python"]
+
+
 class Run:
     """``empg-train`` in a subprocess, its output collected line by line (stdout+stderr)."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, *, ranks: int = 0) -> None:
+        """``ranks > 0``: under ``torchrun --nproc-per-node ranks`` (gloo on the CPU)."""
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "EMPG_NUM_THREADS": "1",
                     "OMP_NUM_THREADS": "1", **(env or {})}
-        self.proc = subprocess.Popen(train_command() + args, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(torchrun_command(ranks) + train_command() + args, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=full_env, cwd=REPO)
         self.lines: list[str] = []
         self._cond = threading.Condition()
@@ -158,9 +172,9 @@ class Run:
         return rc
 
 
-def run_train(args: list[str], env: dict[str, str] | None = None, timeout: float = 300
-              ) -> tuple[int, str]:
-    r = Run(args, env)
+def run_train(args: list[str], env: dict[str, str] | None = None, timeout: float = 300, *,
+              ranks: int = 0) -> tuple[int, str]:
+    r = Run(args, env, ranks=ranks)
     rc = r.finish(timeout)
     return rc, r.output
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -162,15 +162,10 @@ def test_torchrun_settings_are_checked_before_any_model_loads(monkeypatch, world
 # -- the real CLI under torchrun ------------------------------------------------------------------
 
 
-def _torchrun(nproc: int, args: list[str], timeout: float = 300) -> str:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "EMPG_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-           "--master-port", str(dk.free_port()), "--no-python", *fk.train_command(), *args]
-    if nproc == 1:
-        cmd = [*fk.train_command(), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=fk.REPO)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+def _torchrun(ranks: int, args: list[str]) -> str:
+    """``empg-train args`` under torchrun with ``ranks`` gloo processes (0: no torchrun)."""
+    rc, out = fk.run_train(args, ranks=ranks)
+    assert rc == 0, out
     return out
 
 
@@ -200,7 +195,26 @@ def test_empg_train_under_torchrun_then_resume_in_one_process_and_back(tmp_path)
     assert json.loads((latest / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
     assert sum(p.numel() for p in loaded.parameters()) > 0
 
-    _torchrun(1, [str(cfg), "train.iterations=3", "--resume"])  # 2 ranks -> 1 process
+    _torchrun(0, [str(cfg), "train.iterations=3", "--resume"])  # 2 ranks -> 1 process
     _torchrun(2, [str(cfg), "train.iterations=4", "--resume"])  # 1 process -> 2 ranks
     assert [r["iteration"] for r in _train_rows(run_dir)] == [1, 2, 3, 4]
     assert ckpt.latest_complete(run_dir / "checkpoints").name == "iter-000004"
+
+
+def test_a_signal_to_one_rank_stops_both_at_the_same_point(tmp_path):
+    """SIGTERM reaches one rank only, inside the M-step of iteration 2: both ranks finish that
+    M-step, agree to stop, write the checkpoint of iteration 2 together and exit cleanly."""
+    model = fk.make_digit_model(tmp_path / "model")
+    data = fk.write_sums(tmp_path / "sums.jsonl")
+    run_dir = tmp_path / "run"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(fk.config_text(model, data, run_dir, train__lr=0.003, checkpoint__every=0))
+    r = fk.Run([str(cfg)], ranks=2, env={"EMPG_TEST_PAUSE_AT": "mstep-after-step:iter-000002:1",
+                                         "EMPG_TEST_PAUSE_SECONDS": "5"})
+    r.wait_for("empg-test: paused at mstep-after-step:iter-000002:1")
+    pid = int(re.search(r"paused at mstep-after-step:iter-000002:1 \(pid (\d+)\)", r.output).group(1))
+    os.kill(pid, signal.SIGTERM)
+    assert r.finish() == 0, r.output
+    assert "after the M-step of iteration 2; checkpoint at iteration 2" in r.output, r.output
+    assert ckpt.latest_complete(run_dir / "checkpoints").name == "iter-000002"
+    assert [r["iteration"] for r in _train_rows(run_dir)] == [1, 2]

@@ -184,6 +184,11 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
                                       shuffle_seed=d.shuffle_seed if d.source == "arith" else None,
                                       **common)
     dist, device = distributed.init(cfg.model.device)
+    if not dist.is_main:  # one set of progress bars and warnings: rank 0's
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
     skipped = faults.report_skipped_rows([train_report, test_report]) if dist.is_main else {}
     if not train or not test:
         raise DataError(f"data.source={d.source!r}: {len(train)} training and {len(test)} held-out "
@@ -352,7 +357,7 @@ def _train(cfg: Config, stop: GracefulStop) -> dict[str, Any]:
             s.data_pos = start_pos
             _stop_here(s, stop, f"the E-step of iteration {it}")
             break
-        _phase(s, it, f"M-step on {len(est.samples)} sequences")
+        _phase(s, it, f"M-step on {len(est.samples)} sequences" + (" on rank 0" if s.dist.enabled else ""))
         t0 = time.perf_counter()
         try:
             mst = m_step(s, est.samples, it)
