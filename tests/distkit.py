@@ -56,9 +56,12 @@ def run_job(job: dict[str, Any], data: dict[str, Any], d: Any = None) -> dict[st
         model = AutoModelForCausalLM.from_pretrained(job["resume"], dtype=torch.float32)
     else:
         model = tiny_llama(seed=0, **job.get("model", {}))
+    if job.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
     ref = copy.deepcopy(model).eval().requires_grad_(False) if job.get("kl_beta", 0) > 0 else None
     if d.enabled:
-        distributed.shard_model(model)
+        distributed.shard_model(model, bf16_params=job.get("bf16_params", False))
     opt = make_optimizer(model, lr=job.get("lr", 1e-2), weight_decay=0.0, betas=(0.9, 0.999))
     sched = make_scheduler(opt, warmup_steps=0, schedule="constant", total_steps=100)
     if job.get("resume"):

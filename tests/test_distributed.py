@@ -27,6 +27,7 @@ JOBS = {
     "empg": {},
     "empg-tied-sequence-norm": {"model": {"tie_word_embeddings": True}, "normalize": "sequence"},
     "grpo-kl": {"algo": "grpo", "kl_beta": 0.1},
+    "empg-gradient-checkpointing": {"gradient_checkpointing": True},
 }
 
 
@@ -64,6 +65,19 @@ def test_two_ranks_match_one_process_on_the_union(tmp_path, name):
     _assert_close_weights(one["weights"], ranks[0]["weights"])
     _assert_close_optimizer(one["optimizer"], ranks[0]["optimizer"])
     assert ranks[1]["weights"] == {}  # gathered to rank 0 only
+
+
+def test_bf16_all_gathers_stay_close_to_fp32(tmp_path):
+    """The GPU setting (``bf16_params``: FSDP gathers and computes in bf16, reduces in fp32, keeps
+    fp32 master weights) on gloo: the same steps, and loss and gradient norm within bf16 error."""
+    parts = dk.make_rank_data([5, 3])
+    ranks = dk.run_ranks({"bf16_params": True}, parts, tmp_path)
+    one = dk.run_job({}, dk.union(parts))
+    got, want = ranks[0]["mstep"], one["mstep"]
+    assert got["steps"] == want["steps"] and got["tokens"] == want["tokens"]
+    assert got["loss"] == pytest.approx(want["loss"], rel=0.05)
+    assert got["grad_norm"] == pytest.approx(want["grad_norm"], rel=0.05)
+    assert all(v.dtype == torch.float32 for v in ranks[0]["weights"].values())  # fp32 masters
 
 
 def test_a_rank_without_signal_still_steps(tmp_path):
