@@ -183,6 +183,21 @@ def _torchrun(ranks: int, args: list[str]) -> str:
     return out
 
 
+def _eval(ranks: int, args: list[str]) -> dict[str, float]:
+    """``empg-eval args`` (under torchrun with ``ranks`` processes); its printed metrics."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "empg-eval"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EMPG_NUM_THREADS": "1"}
+    proc = subprocess.run(fk.torchrun_command(ranks) + [str(script), *args], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=fk.REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines() if line.startswith("eval/")]
+    assert len(rows) == len({k for k, _ in rows}), proc.stdout  # printed once, by rank 0
+    return {k: float(v) for k, v in rows}
+
+
 def _train_rows(run_dir: Path) -> list[dict]:
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [r for r in rows if r["kind"] == "train"]
@@ -208,6 +223,13 @@ def test_empg_train_under_torchrun_then_resume_in_one_process_and_back(tmp_path)
     loaded = AutoModelForCausalLM.from_pretrained(latest)  # a plain transformers checkpoint
     assert json.loads((latest / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
     assert sum(p.numel() for p in loaded.parameters()) > 0
+
+    # empg-eval on 2 ranks (each evaluates half the problems) reports what one process reports.
+    evals = [_eval(ranks, [str(cfg), "eval.samples=2", "eval.pass_k=[1,2]", f"--checkpoint={latest}"])
+             for ranks in (0, 2)]
+    assert evals[0]["eval/problems"] == 8 and "eval/greedy_acc" in evals[0]
+    for k in ("eval/greedy_acc", "eval/greedy_length"):  # sampled metrics use per-rank seeds
+        assert evals[1][k] == evals[0][k], (k, evals)
 
     _torchrun(0, [str(cfg), "train.iterations=3", "--resume"])  # 2 ranks -> 1 process
     _torchrun(2, [str(cfg), "train.iterations=4", "--resume"])  # 1 process -> 2 ranks
