@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from faultkit import free_port
 from tiny_models import tiny_llama
 
 
@@ -105,12 +105,6 @@ def _rank_main(rank: int, world: int, port: int, job: dict[str, Any], parts: lis
         distributed.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run_ranks(job: dict[str, Any], parts: list[dict[str, Any]], out_dir: Path,
               timeout: float = 240) -> list[dict[str, Any]]:
     """Run ``job`` on ``len(parts)`` gloo ranks (rank r gets ``parts[r]``); each rank's result.
@@ -119,7 +113,7 @@ def run_ranks(job: dict[str, Any], parts: list[dict[str, Any]], out_dir: Path,
 
     world = len(parts)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = mp.start_processes(_rank_main, args=(world, _free_port(), job, parts, str(out_dir)),
+    ctx = mp.start_processes(_rank_main, args=(world, free_port(), job, parts, str(out_dir)),
                              nprocs=world, join=False, start_method="spawn")
     deadline = time.monotonic() + timeout
     try:

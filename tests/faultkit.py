@@ -105,17 +105,21 @@ def train_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from empg.cli import train_main; sys.exit(train_main())"]
 
 
-def torchrun_command(ranks: int) -> list[str]:
-    """``torchrun`` (this interpreter's) starting ``ranks`` processes on a free local port."""
-    if ranks <= 0:
-        return []
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (for a rendezvous or a server)."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def torchrun_command(ranks: int) -> list[str]:
+    """``torchrun`` (this interpreter's) starting ``ranks`` processes on a free local port."""
+    if ranks <= 0:
+        return []
     return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
-            "--master-port", str(port), "--no-python"]
+            "--master-port", str(free_port()), "--no-python"]
 
 
 class Run:

@@ -11,6 +11,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,9 +187,6 @@ def _torchrun(ranks: int, args: list[str]) -> str:
 
 def _eval(ranks: int, args: list[str]) -> dict[str, float]:
     """``empg-eval args`` (under torchrun with ``ranks`` processes); its printed metrics."""
-    import subprocess
-    import sys
-
     script = Path(sys.executable).parent / "empg-eval"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EMPG_NUM_THREADS": "1"}
     proc = subprocess.run(fk.torchrun_command(ranks) + [str(script), *args], capture_output=True,

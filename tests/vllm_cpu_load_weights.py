@@ -6,19 +6,13 @@ engine parameter now holds the trainer's values (q/k/v and gate/up stacked)."""
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 
 import torch
 
 from empg.samplers.vllm_weights import vllm_named_weights
+from faultkit import free_port
 from tiny_models import as_trained, tiny_llama
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check(tied: bool) -> dict[str, object]:

@@ -181,9 +181,8 @@ def load_optimizer(model: Any, optimizer: Any, state: dict[str, Any]) -> None:
     name-keyed state of any number of ranks, or the position-keyed state of older checkpoints."""
     from empg import distributed
 
-    if any(isinstance(k, int) for k in state.get("state", {})) or \
-            any(isinstance(i, int) for g in state.get("param_groups", []) for i in g.get("params", [])):
-        state = distributed.by_name(model, state)
+    if any(isinstance(i, int) for g in state.get("param_groups", []) for i in g.get("params", [])):
+        state = distributed.by_name(model, state)  # position-keyed: ``optimizer.state_dict()``
     try:
         distributed.load_optimizer_state(model, optimizer, state)
     except (KeyError, ValueError, RuntimeError) as e:

@@ -266,16 +266,26 @@ def next_batch(s: Setup, n: int) -> tuple[list[list[int]], list[str]]:
     return prompts, answers
 
 
+GROUP_SEED_STRIDE = 1_000_003  # sampling seeds of sampler groups lie this far apart
+
+
+def _sampler_group(s: Setup) -> tuple[int, int]:
+    """(this rank's sampler group, the number of groups): ranks sharing one tensor-parallel engine
+    sample the same prompts; with ``sampling.tensor_parallel_size=1`` a group is one rank."""
+    tp = s.cfg.sampling.tensor_parallel_size
+    return s.dist.rank // tp, s.dist.world // tp
+
+
 def run_eval(s: Setup, iteration: int) -> dict[str, Any]:
     """Held-out metrics; under torchrun each sampler group evaluates its share of the problems."""
-    e, smp, d = s.cfg.eval, s.cfg.sampling, s.dist
-    tp = smp.tensor_parallel_size
-    lo, hi = distributed.shard_bounds(len(s.eval_prompts), d.world // tp, d.rank // tp)
+    e, smp = s.cfg.eval, s.cfg.sampling
+    group, groups = _sampler_group(s)
+    lo, hi = distributed.shard_bounds(len(s.eval_prompts), groups, group)
     raw = evaluate_raw(s.sampler, s.eval_prompts[lo:hi], s.eval_answers[lo:hi], stop=s.stop,
                        max_new_tokens=e.max_new_tokens or smp.max_new_tokens, style=s.cfg.data.verify_style,
                        greedy=e.greedy, samples=e.samples, temperature=e.temperature, top_p=smp.top_p,
-                       seed=s.cfg.train.seed * 7919 + 1 + 1_000_003 * (d.rank // tp))
-    parts = distributed.gather(d, raw)[::tp]  # one copy per sampler group
+                       seed=s.cfg.train.seed * 7919 + 1 + GROUP_SEED_STRIDE * group)
+    parts = distributed.gather(s.dist, raw)[::smp.tensor_parallel_size]  # one copy per sampler group
     return eval_metrics(EvalRaw.merge(parts), e.pass_k)
 
 
@@ -327,7 +337,7 @@ def _train(cfg: Config, stop: GracefulStop) -> dict[str, Any]:
     if "resumed_from" in s.extra:
         s.say(f"empg: resumed from {s.extra['resumed_from']} at iteration {s.iteration}")
     smp, t = cfg.sampling, cfg.train
-    group, unit = s.dist.rank // smp.tensor_parallel_size, s.dist.world // smp.tensor_parallel_size
+    group, groups = _sampler_group(s)
     last_eval: dict[str, Any] = {}
     if s.iteration == 0 and cfg.eval.before:
         last_eval = _eval_and_log(s, 0)
@@ -338,10 +348,10 @@ def _train(cfg: Config, stop: GracefulStop) -> dict[str, Any]:
         start_pos = s.data_pos
         _phase(s, it, "E-step")
         prompts, answers = next_batch(s, smp.prompts_per_iteration)  # the same on every rank
-        lo, hi = distributed.shard_bounds(len(prompts), unit, group)  # this sampler group's share
+        lo, hi = distributed.shard_bounds(len(prompts), groups, group)  # this sampler group's share
         params = SamplingParams(n=smp.group_size, temperature=smp.temperature, top_p=smp.top_p,
                                 max_new_tokens=smp.max_new_tokens, stop=s.stop,
-                                seed=t.seed * 100_003 + it + 1_000_003 * group)
+                                seed=t.seed * 100_003 + it + GROUP_SEED_STRIDE * group)
         s.sampler.wake_up()
         try:
             est = e_step(s.sampler, prompts[lo:hi], answers[lo:hi], params, style=cfg.data.verify_style,

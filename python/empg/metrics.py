@@ -38,6 +38,17 @@ BEHAVIOURS: dict[str, re.Pattern[str]] = {
 }
 
 
+def behaviour_counts(texts: Sequence[str]) -> dict[str, int]:
+    """How many of ``texts`` match each behaviour pattern."""
+    return {name: sum(1 for t in texts if pat.search(t)) for name, pat in BEHAVIOURS.items()}
+
+
+def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:
+    """Share of ``texts`` matching each behaviour pattern (0 when there are no texts)."""
+    n = max(len(texts), 1)
+    return {f"behaviour/{name}": c / n for name, c in behaviour_counts(texts).items()}
+
+
 @dataclass
 class RolloutSummary:
     """The raw numbers behind an E-step's metrics, so that the metrics of several ranks' E-steps
@@ -54,10 +65,9 @@ class RolloutSummary:
     @staticmethod
     def of(rewards: ArrayLike, lengths: ArrayLike, truncated: ArrayLike, solved: ArrayLike,
            dropped: ArrayLike, texts: Sequence[str], times: dict[str, float]) -> "RolloutSummary":
-        counts = {name: sum(1 for t in texts if pat.search(t)) for name, pat in BEHAVIOURS.items()}
         return RolloutSummary(np.asarray(rewards, dtype=np.float64), np.asarray(lengths, dtype=np.float64),
                               np.asarray(truncated, dtype=bool), np.asarray(solved, dtype=np.float64),
-                              np.asarray(dropped, dtype=bool), counts, dict(times))
+                              np.asarray(dropped, dtype=bool), behaviour_counts(texts), dict(times))
 
     @staticmethod
     def merge(parts: Sequence["RolloutSummary"]) -> "RolloutSummary":
@@ -84,13 +94,6 @@ class RolloutSummary:
             "tokens/sampled": float(self.lengths.sum()),
             **{f"behaviour/{k}": c / n for k, c in self.behaviours.items()},
         }
-
-
-def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:
-    """Share of ``texts`` matching each behaviour pattern (0 when there are no texts)."""
-    n = max(len(texts), 1)
-    return {f"behaviour/{name}": sum(1 for t in texts if pat.search(t)) / n
-            for name, pat in BEHAVIOURS.items()}
 
 
 class RunLogger:
