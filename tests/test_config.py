@@ -12,7 +12,7 @@ from empg.exceptions import ConfigError
 def test_defaults_are_the_embedded_run():
     cfg = load_config()
     assert cfg.model.name == "smollm2-135m-instruct" and cfg.data.source == "arith"
-    assert cfg.train.algo == "empg" and cfg.train.lr <= 1e-5  # 3e-5 collapsed (DESIGN section 4)
+    assert cfg.train.algo == "empg" and cfg.train.lr <= 1e-5  # 3e-5 collapsed (docs/algorithm.md)
 
 
 def test_yaml_then_overrides(tmp_path):

@@ -69,7 +69,7 @@ class TrainConfig:
     epochs: int = 1  # passes of the M-step over one E-step's samples
     mini_batch_size: int = 32  # sequences per optimizer step (gradient accumulation over micro-batches)
     steps_per_epoch: int = 2  # if > 0: split each epoch's samples into this many optimizer steps
-    #                           instead (as measured for the default, DESIGN.md section 4)
+    #                           instead (as measured for the default, docs/algorithm.md)
     token_budget: int = 1024  # tokens per packed micro-batch (one forward row; with sdpa/eager the
     #                          attention mask is dense, so memory grows with its square: keep it
     #                          small on CPU, raise it with flash-attention on a GPU)
@@ -77,7 +77,7 @@ class TrainConfig:
     normalize: str = "token"  # token: divide by completion tokens per step | sequence: by sequences
     kl_beta: float = 0.0  # KL to the frozen initial model (k3 estimator); 0 = no reference model
     clip_eps: float = 0.2  # grpo only: ratio clip
-    lr: float = 1e-5  # safe for 135M; 3e-5 collapsed the embedded default (DESIGN.md section 4)
+    lr: float = 1e-5  # safe for 135M; 3e-5 collapsed the embedded default (docs/algorithm.md)
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 2

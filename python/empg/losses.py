@@ -97,7 +97,7 @@ def normaliser_coefficients(completion_lens: np.ndarray, normalize: str) -> np.n
     """Per-sequence coefficient for each token of the sequences of ONE optimizer step.
 
     ``token``: ``1 / Σ_i |z_i|`` (every token counts the same); ``sequence``: ``1 / N_seq`` (each
-    sequence's summed log-likelihood counts the same, the ``Σ_i w_i Σ_t log π / N`` of DESIGN §1).
+    sequence's summed log-likelihood counts the same, the ``Σ_i w_i Σ_t log π / N`` of docs/algorithm.md).
     """
     lens = np.asarray(completion_lens, dtype=np.float64)
     if normalize == "token":

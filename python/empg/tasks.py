@@ -1,7 +1,7 @@
 """The embedded offline task: arithmetic problems generated from a seed, no data files, no network.
 
 It exists so that ``empg-train`` can show learning on a laptop in minutes with the embedded
-SmolLM2-135M-Instruct model (DESIGN section 4): every answer is an integer the verifier checks
+SmolLM2-135M-Instruct model (docs/embedded_task.md): every answer is an integer the verifier checks
 exactly, and a difficulty knob moves from bare sums the small model half solves to two-step word
 problems it rarely does.
 
