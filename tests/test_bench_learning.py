@@ -1,0 +1,45 @@
+"""The learning benchmark's harness on a tiny random model: every arm runs the real empg-train, the
+records hold every eval row, and the report computes the per-arm table and the paired difference
+from them (accuracies are meaningless here; benches/results/learning.md has the real run)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
+
+
+@pytest.mark.slow
+def test_harness_runs_every_arm_and_reports(tmp_path):
+    import bench_learning
+    import learning_report
+
+    out = tmp_path / "learning"
+    assert bench_learning.main(["--tiny", "--seeds", "1", "--out", str(out)]) == 0
+    runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    arms = {(r["objective"], r["reuse"]) for r in runs if r["role"] == "compare"}
+    assert arms == {(o, k) for o in bench_learning.OBJECTIVES for k in bench_learning.REUSE}
+    for r in runs:
+        its = [e["iteration"] for e in r["rows"] if e["kind"] == "eval"]
+        assert its == [0, 1, 2], its  # a curve: before, then every iteration (eval.every=1)
+        assert f"train.epochs={r['reuse']}" in r["args"] and f"train.algo={r['objective']}" in r["args"]
+    meta = json.loads((out / "meta.json").read_text())
+    assert set(meta["chosen_lr"]) == {f"{o}/reuse{k}" for o, k in arms}
+    assert learning_report.main([str(out)]) == 0
+    md = (tmp_path / "learning.md").read_text()
+    assert "| empg, reuse 4 | 1 |" in md and "| 4 | 1 |" in md
+    assert (tmp_path / "learning.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paired_bootstrap_brackets_a_clear_difference():
+    import learning_report
+
+    lo, hi = learning_report.paired_bootstrap(np.array([0.05, 0.06, 0.04, 0.05, 0.07]))
+    assert 0.0 < lo < 0.054 < hi < 0.08
+    lo, hi = learning_report.paired_bootstrap(np.array([0.05, -0.05, 0.04, -0.04, 0.0]))
+    assert lo < 0 < hi
