@@ -1,0 +1,184 @@
+"""The default-run tables of README.md and docs/default_run.md, generated from the committed run files.
+
+Each arm of the embedded default run has its directory under ``docs/default_run/`` holding the run's
+own ``config.yaml`` and ``metrics.jsonl`` (copied from its run directory, unchanged) and ``run.json``
+(the commit, machine and load it ran at). This script writes the tables between the
+``<!-- default-run:NAME -->`` / ``<!-- /default-run:NAME -->`` markers; ``--check`` fails when the
+committed files differ from what it would write (a test runs it).
+
+    python scripts/default_run_report.py run        # run both arms side by side, copy their files
+    python scripts/default_run_report.py            # rewrite the tables
+    python scripts/default_run_report.py --check    # exit 1 if README/docs are stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+RUNS = REPO / "docs" / "default_run"
+ARMS = {"empg": "EM-PG", "grpo": "GRPO"}
+TARGETS = (REPO / "README.md", REPO / "docs" / "default_run.md")
+
+
+def load_arm(name: str) -> dict:
+    d = RUNS / name
+    rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    last: dict[tuple[str, int], dict] = {}
+    for r in rows:  # a resumed run may log an iteration twice: the last record wins
+        last[(r.get("kind", ""), r["iteration"])] = r
+    evals = sorted((r for (k, _), r in last.items() if k == "eval"), key=lambda r: r["iteration"])
+    train = sorted((r for (k, _), r in last.items() if k == "train"), key=lambda r: r["iteration"])
+    return {"config": yaml.safe_load((d / "config.yaml").read_text()), "evals": evals, "train": train,
+            "run": json.loads((d / "run.json").read_text())}
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson interval of a proportion p measured on n trials."""
+    if n == 0:
+        return (math.nan, math.nan)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _with_ci(row: dict, key: str) -> str:
+    p = row.get(key)
+    if p is None:
+        return "n/a"
+    n = int(row["eval/problems"]) * (int(row.get("_samples", 1)))
+    lo, hi = wilson(p, n)
+    return f"{100 * p:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
+def accuracy_table(arms: dict[str, dict]) -> list[str]:
+    first = next(iter(arms.values()))
+    before = first["evals"][0]
+    assert before["iteration"] == 0, "the first eval row of a default run is the before-training one"
+    samples = int(first["config"]["eval"]["samples"])
+    header = "| held-out accuracy | before | " + " | ".join(f"{ARMS[a]}, after" for a in arms) + " |"
+    lines = [header, "|---|---:|" + "---:|" * len(arms)]
+    after = {a: arm["evals"][-1] for a, arm in arms.items()}
+    for key, label, per in (("eval/greedy_acc", "greedy pass@1", 1),
+                            ("eval/sampled_acc", f"sampled pass@1, T = {first['config']['eval']['temperature']:g} "
+                                                 f"({samples} samples per problem)", samples),
+                            *((f"eval/pass@{k}", f"pass@{k}", 1) for k in first["config"]["eval"]["pass_k"]
+                              if k > 1)):
+        cells = [_with_ci({**r, "_samples": per}, key) for r in (before, *after.values())]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    n = int(before["eval/problems"])
+    lines += ["", f"{n} held-out problems; brackets: 95% Wilson interval over the {n} problems (sampled: over "
+              f"the {n * samples} samples, which are not independent per problem, so that interval is too narrow)."]
+    return lines
+
+
+def iteration_table(arm: dict) -> list[str]:
+    k = int(arm["config"]["sampling"]["prompts_per_iteration"])
+    lines = [f"| iteration | reward | dropped (of {k}) | mean length | sampling s | M-step s |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in arm["train"]:
+        lines.append(f"| {r['iteration']} | {r['reward/mean']:.3f} | {r['groups/dropped']:.0f} | "
+                     f"{r['length/mean']:.1f} | {r['time/sampling']:.0f} | {r['time/mstep']:.0f} |")
+    return lines
+
+
+def run_line(arms: dict[str, dict]) -> list[str]:
+    out = []
+    for a, arm in arms.items():
+        run = arm["run"]
+        iters = sum(r["time/iteration"] for r in arm["train"])
+        evals = sum(r.get("eval/seconds", 0.0) for r in arm["evals"])
+        out.append(f"- {ARMS[a]}: commit `{run['commit']}`, {run['machine']}; load average at start "
+                   f"{run['load_start']}, at end {run['load_end']}; {len(arm['train'])} iterations in "
+                   f"{iters:.0f} s, evaluations {evals:.0f} s, wall {run['wall_s']:.0f} s.")
+    return out
+
+
+def sections(arms: dict[str, dict]) -> dict[str, list[str]]:
+    out = {"accuracy": accuracy_table(arms), "runs": run_line(arms)}
+    for a, arm in arms.items():
+        out[f"iterations-{a}"] = iteration_table(arm)
+    return out
+
+
+def render(text: str, parts: dict[str, list[str]]) -> str:
+    for name, lines in parts.items():
+        pat = re.compile(rf"(<!-- default-run:{name} -->\n).*?(<!-- /default-run:{name} -->)", re.S)
+        text = pat.sub(lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2), text)
+    return text
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_arms(work: Path, extra: list[str]) -> None:
+    """`empg-train` with no arguments but the arm (train.algo) and a run directory, both arms side by
+    side with one torch thread each; then copy each run's config.yaml and metrics.jsonl here."""
+    sys.path.insert(0, str(REPO / "benches"))
+    from _machine import machine_line
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    start, load_start = time.time(), _load()
+    procs = {a: subprocess.Popen(["empg-train", f"train.algo={a}", f"log.run_dir={work / a}", "log.progress=false",
+                                  "model.threads=1", *extra],
+                                 stdout=open(work / f"{a}.log", "w"), stderr=subprocess.STDOUT) for a in ARMS}
+    for a, p in procs.items():
+        if p.wait() != 0:
+            raise SystemExit(f"the {a} run failed (exit {p.returncode}); see {work / a}.log")
+    run = {"commit": commit + ("+changes" if dirty else ""), "machine": machine_line(), "load_start": load_start,
+           "load_end": _load(), "wall_s": time.time() - start, "extra_args": extra}
+    for a in ARMS:
+        (RUNS / a).mkdir(parents=True, exist_ok=True)
+        for f in ("config.yaml", "metrics.jsonl"):
+            shutil.copyfile(work / a / f, RUNS / a / f)
+        (RUNS / a / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", nargs="?", choices=["tables", "run"], default="tables")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a target is not what would be written")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/empg-default-run"), help="run directories (run)")
+    ap.add_argument("overrides", nargs="*", help="extra key=value overrides for both arms (run)")
+    args = ap.parse_args(argv)
+    if args.what == "run":
+        run_arms(args.work, args.overrides)
+    parts = sections({a: load_arm(a) for a in ARMS})
+    stale = []
+    for target in TARGETS:
+        old = target.read_text()
+        if "<!-- default-run:" not in old:
+            print(f"{target}: no default-run markers", file=sys.stderr)
+            return 1
+        new = render(old, parts)
+        if new != old:
+            stale.append(target)
+            if not args.check:
+                target.write_text(new)
+    if args.check and stale:
+        print("stale, rerun scripts/default_run_report.py: " + ", ".join(map(str, stale)), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The README's and docs/default_run.md's default-run tables are what scripts/default_run_report.py
+generates from the committed run files (so no number there is typed in)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("default_run_report", REPO / "scripts" / "default_run_report.py")
+report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(report)
+
+
+def test_committed_tables_are_generated_from_the_run_files():
+    assert report.main(["--check"]) == 0
+
+
+def test_tables_follow_the_metrics(tmp_path, monkeypatch):
+    """Changing one eval number in a run file changes the rendered README table."""
+    arms = {a: report.load_arm(a) for a in report.ARMS}
+    before = report.render((REPO / "README.md").read_text(), report.sections(arms))
+    arms["empg"]["evals"][-1]["eval/greedy_acc"] = 0.0
+    after = report.render((REPO / "README.md").read_text(), report.sections(arms))
+    assert before != after and "0.0% [" in after
+
+
+def test_wilson_interval_brackets_the_estimate():
+    lo, hi = report.wilson(0.5, 64)
+    assert lo < 0.5 < hi and abs((0.5 - lo) - (hi - 0.5)) < 1e-12
+    lo0, hi0 = report.wilson(0.0, 64)
+    assert lo0 <= 1e-12 and 0 < hi0 < 0.1
