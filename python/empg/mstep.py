@@ -170,6 +170,10 @@ def _microbatches(samples: Samples, index: np.ndarray, budget: int,
         yield _Micro(idx, tensors, seq_of_token)
 
 
+def _longest(samples: Samples, index: np.ndarray) -> int:
+    return int(samples.lengths[index].max()) if len(index) else 0
+
+
 def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn) -> torch.Tensor:
     if micro.shared:
         return shared_token_logprobs(model, samples, micro.index)
@@ -203,7 +207,8 @@ def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = T
     out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(samples)
     clens = samples.completion_lens
     sharded = dist.enabled and distributed.is_sharded(model)
-    share = share_prefix and not sharded and forward is token_logprobs and can_share(model)  # else plain
+    share = (share_prefix and not sharded and forward is token_logprobs
+             and can_share(model, _longest(samples, np.arange(len(samples)))))  # else plain
     micros = list(_microbatches(samples, np.arange(len(samples)), token_budget, device, share))
     for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         with autocast_for(device, autocast):
@@ -241,7 +246,8 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     total, tokens = 0.0, 0
     stats_sum: dict[str, float] = {}
     sharded = dist.enabled and distributed.is_sharded(model)
-    share = settings.share_prefix and not sharded and forward is token_logprobs and can_share(model)
+    share = (settings.share_prefix and not sharded and forward is token_logprobs
+             and can_share(model, _longest(samples, index)))
     micros = list(_microbatches(samples, index, settings.token_budget, device, share))
     for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         t = micro.tensors
