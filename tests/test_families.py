@@ -78,6 +78,24 @@ def test_packed_and_shared_logprobs_equal_separate_forwards(family):
             np.testing.assert_allclose(g, r, rtol=0, atol=LOGP_TOL, err_msg=f"{family} share={share} sequence {i}")
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("path", ["packed_sdpa", "padded_buckets"])
+def test_attention_paths_equal_separate_forwards(family, path):
+    """:mod:`empg.attention` (the GPU check's log-probs) on the same packed micro-batch."""
+    from empg.attention import token_logprobs
+    from empg.core import build_microbatch
+
+    model = tiny_models.tiny_family(family, seed=1).eval()
+    samples = _samples()
+    idx = np.arange(len(samples))
+    mb = build_microbatch(samples.flat.tokens, samples.flat.offsets, samples.prompt_lens, samples.weights, idx)
+    with torch.no_grad():
+        got = token_logprobs(model, mb, path=path).numpy()
+    for i, r in enumerate(_separate(model, samples)):
+        end = mb["cu_seqlens"][i + 1]
+        np.testing.assert_allclose(got[end - len(r):end], r, rtol=0, atol=LOGP_TOL, err_msg=f"{family} {i}")
+
+
 def _grads(model, samples, index, share: bool):
     settings = MStepSettings(mini_batch_size=len(index), token_budget=40, bf16_autocast=False, share_prefix=share)
     model.zero_grad(set_to_none=True)

@@ -98,6 +98,12 @@ def lm_logits_gap(model: Any) -> float:
     return gap
 
 
+def head_reproduces_logits(model: Any) -> bool:
+    """Whether :func:`lm_logits` on the final hidden states gives the model's own logits (to 1e-3
+    of their scale; a missed post-processing is off by far more, rounding by far less)."""
+    return lm_logits_gap(model) <= 1e-3
+
+
 def _sliding_window(cfg: Any) -> int | None:
     """The attention window of a model with sliding-window layers, else None."""
     window = getattr(cfg, "sliding_window", None)
@@ -118,9 +124,9 @@ def sharing_blocker(model: Any, longest: int) -> str | None:
     window = _sliding_window(_text_config(model))
     if window is not None and longest >= window:
         return f"sliding-window attention (window {window}) with sequences of up to {longest} tokens"
-    gap = lm_logits_gap(model)
-    if gap > 1e-3:
-        return f"its logits are not the LM head's plus a known post-processing (relative gap {gap:.2g})"
+    if not head_reproduces_logits(model):
+        return ("its logits are not the LM head's plus a known post-processing "
+                f"(relative gap {lm_logits_gap(model):.2g})")
     return None
 
 
