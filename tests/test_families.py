@@ -191,3 +191,31 @@ def test_gate_refuses_logits_it_cannot_reproduce(capsys):
 
     model.forward = scaled.__get__(model)
     assert "logits" in (sharing_blocker(model, longest=8) or "")
+
+
+@pytest.mark.slow
+def test_vllm_loads_every_family_through_the_name_mapping():
+    """vLLM's own model class (chosen by the config's architecture, built on the CPU in a
+    subprocess) takes the mapped weight stream of a trained-looking model of each family: every
+    engine parameter loaded, each equal to the trainer's (q/k/v and gate/up stacked)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("vllm", reason="vLLM is not installed (pip install 'empg[vllm]'; "
+                                       "~/.cache/empg/vllm-venv has a CPU build)")
+    env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR")
+    script = Path(__file__).resolve().parent / "vllm_cpu_load_weights.py"
+    proc = subprocess.run([sys.executable, str(script), "--families", ",".join(FAMILIES)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    reports = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(reports) == sorted(FAMILIES)
+    for family, report in reports.items():
+        arch = type(tiny_models.tiny_family(family, dtype=torch.float32)).__name__
+        # vLLM's native class, or its transformers backend where it has none (OLMo-2 in 0.32)
+        assert report["engine_class"] in (arch, "TransformersForCausalLM"), (family, report)
+        assert report["unloaded"] == [] and report["mismatched"] == [], (family, report)
+        assert report["loaded"] == report["engine_params"] > 0, (family, report)
