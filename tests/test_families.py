@@ -1,5 +1,6 @@
 """The family matrix: every layout in ``tiny_models.FAMILIES`` (Llama, Qwen2, Qwen3, Mistral,
-Gemma-2, Granite, Cohere, Phi-3, OLMo-2), tiny and random, built from transformers' own classes.
+Gemma-2, Gemma-3, Granite, Cohere, Phi-3, OLMo-2), tiny and random, built from transformers' own
+classes.
 
 For each family: the packed M-step's log-probs equal per-sequence forwards of the model; the
 prefix-shared M-step gives the plain loss and every gradient; the shared sampler's greedy tokens

@@ -68,6 +68,9 @@ FAMILIES: dict[str, tuple[str, dict[str, Any], str]] = {
     # soft-capped logits and attention, sliding layers (a window longer than any test sequence)
     "gemma2": ("Gemma2Config", dict(head_dim=8, final_logit_softcapping=0.5, attn_logit_softcapping=5.0,
                                     query_pre_attn_scalar=8, sliding_window=96), "eager"),
+    "gemma3": ("Gemma3TextConfig", dict(head_dim=8, final_logit_softcapping=0.5, query_pre_attn_scalar=8,
+                                        sliding_window=96, layer_types=["sliding_attention", "full_attention"]),
+               "eager"),  # q/k norm, local and global rotary bases
     "granite": ("GraniteConfig", dict(logits_scaling=0.25, embedding_multiplier=2.0,
                                       residual_multiplier=0.5, attention_multiplier=0.3), "sdpa"),
     "cohere": ("CohereConfig", dict(logit_scale=4.0), "sdpa"),  # logits times a scale, LayerNorm

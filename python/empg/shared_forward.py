@@ -23,8 +23,8 @@ Packing: :func:`shared_microbatches` packs whole groups (split only when one gro
 the budget) under the token budget, counting a group's prompt suffix once and the common prefix
 once per micro-batch, via :func:`empg.pack_microbatches` on per-group costs.
 
-Scope: the families of ``tests/test_families.py`` (Llama, Qwen2, Qwen3, Mistral, Gemma-2, Granite,
-Cohere, Phi-3, OLMo-2) with any attention implementation that takes a 2-D padding mask with a
+Scope: the families of ``tests/test_families.py`` (Llama, Qwen2, Qwen3, Mistral, Gemma-2/3,
+Granite, Cohere, Phi-3, OLMo-2) with any attention implementation that takes a 2-D padding mask with a
 cache (sdpa, eager, flash-attention-2). Logits come from :func:`lm_logits` (the head plus the
 family's own post-processing: Granite's scaling, Cohere's scale, Gemma's soft-capping).
 :func:`can_share` is the one gate, for this module and the shared sampler alike: it falls back to
