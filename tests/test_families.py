@@ -179,7 +179,19 @@ def test_gate_falls_back_with_one_notice_when_sequences_outrun_a_sliding_window(
     assert loss_s == loss_p and all(torch.equal(g_s[n], g_p[n]) for n in g_p)
 
 
-def test_gate_refuses_logits_it_cannot_reproduce(capsys):
+def test_sampler_takes_the_same_gate(tokenizer, capsys):
+    """Prompt + max_new_tokens reach the window: the shared sampler falls back to ``generate``."""
+    model = tiny_models.tiny_family("gemma2", seed=5, sliding_window=8, dtype=torch.float32).eval()
+    prompts = [[5, 6, 7, 8, 9], [5, 6, 7, 8, 10]]
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=6)
+    shared = TransformersSampler(model, tokenizer, share_prefix=True)
+    got = [r.completion_ids for r in shared.generate(prompts, params)]
+    ref = [r.completion_ids for r in TransformersSampler(model, tokenizer, share_prefix=False).generate(prompts, params)]
+    assert got == ref and shared.shared_stats.total == 0  # the plain path ran
+    assert "prefix sharing off for Gemma2ForCausalLM: sliding-window" in capsys.readouterr().out
+
+
+def test_gate_refuses_logits_it_cannot_reproduce():
     """A family whose forward changes the head's output in a way :func:`lm_logits` does not know
     (here: an extra scale patched into the model's forward) is caught by the gate's probe."""
     model = tiny_models.tiny_family("llama", seed=6).eval()
@@ -192,6 +204,12 @@ def test_gate_refuses_logits_it_cannot_reproduce(capsys):
 
     model.forward = scaled.__get__(model)
     assert "logits" in (sharing_blocker(model, longest=8) or "")
+    # Both fall back to the model's own forward, and so stay exact.
+    samples = _samples(seed=4)
+    for share in (False, True):
+        got = score(model, samples, token_budget=40, share_prefix=share, autocast=False)
+        for g, r in zip(got, _separate(model, samples)):
+            np.testing.assert_allclose(g, r, rtol=0, atol=LOGP_TOL)
 
 
 @pytest.mark.slow
