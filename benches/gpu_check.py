@@ -1,6 +1,7 @@
 """One-shot check of empg's GPU path on a single H100/H200 (no network needed).
 
-Builds a Qwen2-0.5B-like Llama from a config (random weights), then for each sampler available
+Builds, for each model family (``--families``: Qwen2's own class, the paper's family, and a Llama,
+both at Qwen2-0.5B dimensions), a model from a config (random weights), then for each sampler available
 (``transformers`` always; ``vllm`` where ``import vllm`` works and CUDA is there) runs EM iterations:
 E-step (K samples per prompt, a toy verifiable reward), M-step (the trainer's
 :func:`empg.mstep.m_step` with :mod:`empg.attention` log-probs, bf16 autocast over fp32 master
@@ -9,8 +10,11 @@ probe sequence moves as the trainer's does after each sync. Prints tokens/s of s
 M-step, and the M-step's model FLOPs utilisation (6 * params * tokens / time) against a bf16 matmul
 peak measured here. Exits non-zero when any check fails.
 
-    python benches/gpu_check.py                # GPU: 3 iterations, 0.5B-class model
-    python benches/gpu_check.py --cpu --tiny   # CPU: the same code path, tiny model, 1 iteration
+    python benches/gpu_check.py                # GPU: 3 iterations, 0.5B-class Qwen2 and Llama
+    python benches/gpu_check.py --cpu --tiny   # CPU: the same code path, tiny models, 1 iteration
+
+A run that would not finish within ``TIME_LIMIT_S`` at the pace of the runs before it is skipped
+and reported (the paper's family goes first).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--token-budget", type=int, default=None)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--samplers", default="transformers,vllm")
+    ap.add_argument("--families", default=",".join(parts.FAMILIES), help="model families, in order")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--forward", choices=parts.FORWARDS, default="attention",
@@ -109,9 +114,10 @@ def make_sampler(name: str, model: torch.nn.Module, device: torch.device, args: 
     )
 
 
-def run_sampler(name: str, device: torch.device, args: argparse.Namespace, checks: Checks, peak: float) -> dict[str, float]:
-    """EM iterations with one sampler; returns its speed figures."""
-    model = parts.build_model(args.tiny, device, args.seed)
+def run_sampler(name: str, family: str, device: torch.device, args: argparse.Namespace, checks: Checks,
+                peak: float) -> dict[str, float]:
+    """EM iterations with one sampler on a model of ``family``; returns its speed figures."""
+    model = parts.build_model(args.tiny, device, args.seed, family)
     n_params = parts.num_params(model)
     optimizer, scheduler = parts.make_optimizer(model, args.lr)
     rng = np.random.default_rng(args.seed)
@@ -122,9 +128,9 @@ def run_sampler(name: str, device: torch.device, args: argparse.Namespace, check
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         sampler = make_sampler(name, model, device, args, tmp)
-        print(f"[{name}] sampler ready in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(f"[{family}/{name}] sampler ready in {time.perf_counter() - t0:.1f}s", flush=True)
         for it in range(1, args.iterations + 1):
-            tag = f"{name} iter {it}"
+            tag = f"{family}/{name} iter {it}"
             sampler.wake_up()
             parts.sync(device)
             t0 = time.perf_counter()
@@ -175,7 +181,7 @@ def run_sampler(name: str, device: torch.device, args: argparse.Namespace, check
                 figures["sample_tok_s"].append(gen_tokens / t_sample)
                 figures["mstep_tok_s"].append(mstep_tok_s)
                 figures["mfu"].append(mfu)
-        attention_paths(model, rollouts, device, checks, name)
+        attention_paths(model, rollouts, device, checks, f"{family}/{name}")
         del sampler
     del model, optimizer, scheduler
     gc.collect()
@@ -239,19 +245,28 @@ def main(argv: list[str] | None = None) -> int:
     peak, peak_kind = parts.matmul_peak_tflops(device)
     print(f"matmul peak ({peak_kind}): {peak:,.3g} TFLOP/s", flush=True)
     checks = Checks()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[tuple[str, str], dict[str, float]] = {}
     skipped: dict[str, str] = {}
-    for name in [s.strip() for s in args.samplers.split(",") if s.strip()]:
-        if name == "vllm" and device.type != "cuda":
-            skipped[name] = "needs CUDA"
-            continue
-        if name == "vllm" and vllm_version is None:
-            skipped[name] = "vllm not importable here"
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    unknown = [f for f in families if f not in parts.FAMILIES]
+    if unknown:
+        print(f"--families: {unknown} not among {sorted(parts.FAMILIES)}", file=sys.stderr)
+        return 2
+    names = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    if "vllm" in names and device.type != "cuda":
+        skipped["vllm"] = "needs CUDA"
+    elif "vllm" in names and vllm_version is None:
+        skipped["vllm"] = "vllm not importable here"
+    runs = [(f, n) for f in families for n in names if n not in skipped]
+    for done, (family, name) in enumerate(runs):
+        spent = time.perf_counter() - started
+        if done and spent / done > TIME_LIMIT_S - spent:  # one more at this pace would overrun
+            skipped[f"{name} ({family})"] = f"time: {spent:.0f}s spent, {TIME_LIMIT_S - spent:.0f}s left"
             continue
         try:
-            results[name] = run_sampler(name, device, args, checks, peak)
+            results[family, name] = run_sampler(name, family, device, args, checks, peak)
         except Exception as err:  # a crash is a failed check, reported with the rest
-            checks.add(f"{name}: ran to the end", False, f"{type(err).__name__}: {err}")
+            checks.add(f"{family}/{name}: ran to the end", False, f"{type(err).__name__}: {err}")
             import traceback
 
             traceback.print_exc()
@@ -261,12 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     print("empg GPU check — summary")
     print(f"device            {gpu} ({device.type}); python {platform.python_version()}, torch {torch.__version__}, "
           f"transformers {transformers.__version__}, vllm {vllm_version or 'absent'}")
-    print(f"model             {'tiny' if args.tiny else 'Qwen2-0.5B-like'} Llama, random weights; "
+    print(f"model             {', '.join(families)} at {'tiny' if args.tiny else 'Qwen2-0.5B'} dimensions, random weights; "
           f"{args.prompts} prompts x K={args.k}, prompt {args.prompt_len} + up to {args.max_new} new tokens, "
           f"{args.iterations} iteration(s)")
     print(f"matmul peak       {peak:,.3g} TFLOP/s ({peak_kind}, measured)")
-    for name, fig in results.items():
-        print(f"sampler={name:<12} params {fig['params'] / 1e6:,.1f}M  sampling {rate(fig['sample_tok_s'])} tok/s  "
+    for (family, name), fig in results.items():
+        print(f"sampler={name:<12} family={family:<6} params {fig['params'] / 1e6:,.1f}M  "
+              f"sampling {rate(fig['sample_tok_s'])} tok/s  "
               f"M-step {rate(fig['mstep_tok_s'])} tok/s  MFU {100 * fig['mfu']:.1f}%")
     for name, why in skipped.items():
         print(f"sampler={name:<12} skipped: {why}")

@@ -1,4 +1,5 @@
-"""Building blocks of benches/gpu_check.py: the model (random weights from a config), a toy
+"""Building blocks of benches/gpu_check.py: the model (a Qwen2 or a Llama, random weights from a
+config), a toy
 verifiable reward, a transformers sampler holding its own inference copy, the trainer's M-step
 (:mod:`empg.mstep`: bf16 autocast over fp32 master weights, fused AdamW, packed micro-batches) with
 :mod:`empg.attention` or the trainer's own forward, a probe of a model's log-probs, and the bf16
@@ -47,11 +48,18 @@ TINY = dict(
 )
 
 
-def build_model(tiny: bool, device: torch.device, seed: int) -> transformers.LlamaForCausalLM:
-    """A LlamaForCausalLM with random weights in fp32 (the master copy the optimizer updates)."""
-    config = transformers.LlamaConfig(**(TINY if tiny else SMALL_05B), bos_token_id=1, eos_token_id=2)
+#: The model families the check builds at those dimensions: ``qwen2`` is the paper's (Qwen2's own
+#: class: q/k/v bias, tied embeddings), ``llama`` the layout most others share.
+FAMILIES = {"qwen2": "Qwen2Config", "llama": "LlamaConfig"}
+
+
+def build_model(tiny: bool, device: torch.device, seed: int, family: str = "llama") -> transformers.PreTrainedModel:
+    """A causal LM of ``family`` (a key of :data:`FAMILIES`) with random weights in fp32 (the
+    master copy the optimizer updates)."""
+    config_cls = getattr(transformers, FAMILIES[family])
+    config = config_cls(**(TINY if tiny else SMALL_05B), bos_token_id=1, eos_token_id=2)
     torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(config).to(device)
+    model = transformers.AutoModelForCausalLM.from_config(config).to(device)
     model.set_attn_implementation(preferred_attn_implementation(device))
     return model
 

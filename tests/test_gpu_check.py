@@ -1,4 +1,4 @@
-"""benches/gpu_check.py keeps working: its CPU path (tiny model, 1 iteration) passes every check."""
+"""benches/gpu_check.py keeps working: its CPU path (tiny Qwen2 and Llama, 1 iteration) passes every check."""
 
 from __future__ import annotations
 
@@ -21,5 +21,8 @@ def test_gpu_check_cpu_tiny_passes(capsys: pytest.CaptureFixture[str], monkeypat
     assert status == 0
     assert "sampler=vllm         skipped: needs CUDA" in out
     assert "0 failed" in out
+    for family in ("qwen2", "llama"):  # the paper's family and today's layout both ran
+        assert f"sampler=transformers family={family} " in out, out[-3000:]
+        assert f"[{family}/transformers iter 1]" in out
     sys.modules.pop("gpu_check", None)
     sys.modules.pop("gpu_check_parts", None)

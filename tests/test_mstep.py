@@ -82,3 +82,46 @@ def test_one_m_step_moves_likelihoods_by_sign_of_weight():
             assert after[i] > before[i], f"positive sequence {i}: {before[i]} -> {after[i]}"
         else:
             assert after[i] < before[i], f"negative sequence {i}: {before[i]} -> {after[i]}"
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_schedule_horizon_follows_the_steps_taken(schedule):
+    """Zero-signal groups are dropped before the M-step, so M-steps take fewer optimizer steps than
+    the run's upper bound; the schedule still ends at 0 right after the last M-step's last step,
+    decreasing all along, and a checkpointed scheduler keeps its horizon."""
+    import tiny_models
+    from empg.mstep import num_steps
+
+    torch.set_num_threads(1)
+    model = tiny_models.tiny_llama(seed=0)
+    opt = make_optimizer(model, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999))
+    settings = MStepSettings(algo="empg", mini_batch_size=2, token_budget=64, loss=LossParams())
+    sizes = [8, 5, 0, 3]  # sequences left per iteration after dropping zero-signal groups (of 8)
+    most = num_steps(8, settings.mini_batch_size, settings.epochs)
+    sched = make_scheduler(opt, warmup_steps=2, schedule=schedule, total_steps=len(sizes) * most,
+                           iterations=len(sizes))
+    lrs: list[float] = []
+    for it, n in enumerate(sizes):
+        samples = _random_samples(n, seed=it, vocab=60) if n else Samples.from_tokens([], [], np.zeros(0))
+        stats = m_step(model, opt, sched, samples, settings, np.random.default_rng(it),
+                       on_step=lambda _: lrs.append(opt.param_groups[0]["lr"]))
+        assert stats["steps"] == num_steps(n, 2, 1)
+        if it == 1:  # a checkpoint here: the resumed scheduler has the same horizon
+            fresh = make_scheduler(opt, warmup_steps=2, schedule=schedule, total_steps=1)
+            fresh.load_state_dict(sched.state_dict())
+            assert vars(fresh.lr_lambdas[0]) == vars(sched.lr_lambdas[0])
+    taken = sum(num_steps(n, 2, 1) for n in sizes)
+    assert len(lrs) == taken < len(sizes) * most
+    assert lrs[-1] == 0.0  # the end value, reached at the last iteration
+    assert all(lr > 0 for lr in lrs[:-1])  # every step taken trained
+    after_warmup = lrs[1:]
+    assert all(b <= a + 1e-15 for a, b in zip(after_warmup, after_warmup[1:])), lrs
+
+
+def test_float16_master_weights_are_refused_before_any_model_loads():
+    from empg.config import load_config
+    from empg.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'model.dtype'.*float16 is refused.*gradient scaler"):
+        load_config(overrides=["model.dtype=float16"])
+    assert load_config(overrides=["model.dtype=bfloat16"]).model.dtype == "bfloat16"

@@ -16,25 +16,10 @@ from empg.sampling import SamplingParams
 from empg.samplers.hf import TransformersSampler
 from empg.samplers.shared import top_p_filter
 from empg.shared_forward import common_prefix_len, shared_microbatches
+from tiny_models import one_thread, tokenizer  # noqa: F401 (fixtures)
 
 QUESTIONS = ["What is 3 + 4?", "What is 17 + 19?", "Tom has 3 apples and buys 12 more. How many now?",
              "What is 8 + 1?", "What is 20 + 20?"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest, and avoids OpenMP oversubscription on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    from empg.models import load_tokenizer
-
-    return load_tokenizer("tiny-llama")
 
 
 def _model(dtype: torch.dtype, seed: int = 1):

@@ -24,12 +24,14 @@ log-probs as running each sequence on its own (tests check this).
 from __future__ import annotations
 
 import importlib.util
+from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from empg.exceptions import ConfigError, InvalidInputError
+from empg.shared_forward import head_reproduces_logits, lm_logits
 
 PATHS = ("flash_varlen", "packed_sdpa", "padded_buckets")
 
@@ -147,17 +149,11 @@ def _validate(input_ids: torch.Tensor, position_ids: torch.Tensor, cu: np.ndarra
     return lengths
 
 
-def _post_processes_logits(model: torch.nn.Module) -> bool:
-    """Models whose forward changes the head's output (soft-capping, scaling): their log-probs come
-    from the full forward rather than from the head applied here."""
-    config = getattr(model, "config", None)
-    return any(getattr(config, key, None) for key in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
-
-
 def _run(model: torch.nn.Module, **kwargs: Any) -> torch.Tensor:
-    """``[B, T, D]``: the final hidden states (D = hidden size; the LM head is applied later, only
-    where log-probs are wanted) or, for models that post-process logits, the logits."""
-    if _post_processes_logits(model):
+    """``[B, T, D]``: the final hidden states (D = hidden size; the LM head and the family's logit
+    post-processing, :func:`empg.shared_forward.lm_logits`, are applied later, only where log-probs
+    are wanted) or, for a model whose logits that does not reproduce, the logits."""
+    if not head_reproduces_logits(model):
         logits: torch.Tensor = model(use_cache=False, **kwargs).logits
         return logits
     base: Any = getattr(model, "base_model")
@@ -250,7 +246,7 @@ def token_logprobs(
         wanted = targets.reshape(-1).to(device=device, dtype=torch.bool).clone()
     wanted[torch.as_tensor(cu[:-1], device=device)] = False
     where = torch.nonzero(wanted).reshape(-1)
-    head = None if _post_processes_logits(model) else getattr(model, "get_output_embeddings")()
+    head = partial(lm_logits, model) if head_reproduces_logits(model) else None
     values = selected_logprobs(states[where - 1], ids[where], head)
     return torch.zeros(ids.numel(), dtype=torch.float32, device=device).index_put((where,), values)
 

@@ -330,8 +330,11 @@ def validate(cfg: Config) -> None:
     _need(t.kl_beta >= 0, "train.kl_beta", "must be >= 0")
     _need(t.max_bad_steps >= 1, "train.max_bad_steps", f"must be >= 1, got {t.max_bad_steps}")
     _need(0 < t.clip_eps < 1, "train.clip_eps", "must be in (0, 1)")
-    _need(cfg.model.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
-          "must be float32, bfloat16 or float16")
+    _need(cfg.model.dtype != "float16", "model.dtype",
+          "float16 is refused: the M-step has no gradient scaler, and float16 master weights lose "
+          "small updates and overflow without one; use bfloat16 or float32 (on CUDA the M-step "
+          "already runs under bf16 autocast, model.bf16_autocast)")
+    _need(cfg.model.dtype in ("float32", "bfloat16"), "model.dtype", "must be float32 or bfloat16")
     _need(cfg.model.device == "auto" or cfg.model.device == "cpu"
           or cfg.model.device.startswith("cuda"), "model.device", "must be auto, cpu or cuda[:N]")
     _need(e.every >= 0, "eval.every", "must be >= 0")

@@ -236,7 +236,7 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
     total = t.iterations * num_steps(cfg.sampling.prompts_per_iteration * cfg.sampling.group_size,
                                      t.mini_batch_size, t.epochs, t.steps_per_epoch)
     s.scheduler = make_scheduler(s.optimizer, warmup_steps=t.warmup_steps, schedule=t.schedule,
-                                 total_steps=total)
+                                 total_steps=total, iterations=t.iterations)
     if resume_from is not None:
         state = ckpt.load_state(resume_from)
         ckpt.load_optimizer(model, s.optimizer, state["optimizer"])

@@ -170,6 +170,10 @@ def _microbatches(samples: Samples, index: np.ndarray, budget: int,
         yield _Micro(idx, tensors, seq_of_token)
 
 
+def _longest(samples: Samples, index: np.ndarray) -> int:
+    return int(samples.lengths[index].max()) if len(index) else 0
+
+
 def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn) -> torch.Tensor:
     if micro.shared:
         return shared_token_logprobs(model, samples, micro.index)
@@ -203,7 +207,8 @@ def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = T
     out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(samples)
     clens = samples.completion_lens
     sharded = dist.enabled and distributed.is_sharded(model)
-    share = share_prefix and not sharded and forward is token_logprobs and can_share(model)  # else plain
+    share = (share_prefix and not sharded and forward is token_logprobs
+             and can_share(model, _longest(samples, np.arange(len(samples)))))  # else plain
     micros = list(_microbatches(samples, np.arange(len(samples)), token_budget, device, share))
     for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         with autocast_for(device, autocast):
@@ -241,7 +246,8 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     total, tokens = 0.0, 0
     stats_sum: dict[str, float] = {}
     sharded = dist.enabled and distributed.is_sharded(model)
-    share = settings.share_prefix and not sharded and forward is token_logprobs and can_share(model)
+    share = (settings.share_prefix and not sharded and forward is token_logprobs
+             and can_share(model, _longest(samples, index)))
     micros = list(_microbatches(samples, index, settings.token_budget, device, share))
     for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         t = micro.tensors
@@ -300,10 +306,11 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
     tokens = 0
     grad_norms: list[float] = []
     losses: list[float] = []
+    per_epoch = num_steps(n, settings.mini_batch_size, 1, settings.steps_per_epoch)
+    replan_schedule(optimizer, scheduler, settings.epochs * per_epoch, new_m_step=True)
     if n == 0:  # every group agreed (on every rank): nothing to learn from this E-step
         return {"loss": float("nan"), "grad_norm": float("nan"), "steps": 0.0,
                 "skipped_steps": 0.0, "tokens": 0.0}
-    per_epoch = num_steps(n, settings.mini_batch_size, 1, settings.steps_per_epoch)
     for _ in range(settings.epochs):
         order = rng.permutation(n)
         for chunk in np.array_split(order, per_epoch):
@@ -322,6 +329,7 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
             if not guard.step_ok(step_loss, gn, where=f"optimizer step {steps + skipped + 1}"):
                 skipped += 1
                 optimizer.zero_grad(set_to_none=True)
+                replan_schedule(optimizer, scheduler, settings.epochs * per_epoch - steps - skipped)
                 continue
             optimizer.step()
             scheduler.step()
@@ -364,19 +372,59 @@ def make_optimizer(model: Any, *, lr: float, weight_decay: float, betas: tuple[f
     return torch.optim.AdamW(params, **kwargs)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, *, warmup_steps: int, schedule: str,
-                   total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup_steps``, then constant, linear decay or cosine decay to 0 at
-    ``total_steps``."""
+class LRFactor:
+    """The learning-rate multiplier at optimizer step ``step`` (the ``LambdaLR`` lambda). Linear
+    warm-up over ``warmup_steps``, then constant, linear decay or cosine decay to 0 at
+    ``total_steps``. Its fields are the scheduler's state (``LambdaLR`` saves a callable object's
+    ``__dict__``), so a resumed run keeps its horizon."""
 
-    def factor(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if schedule == "constant" or total_steps <= warmup_steps:
+    def __init__(self, warmup_steps: int, schedule: str, total_steps: int, iterations: int = 0) -> None:
+        self.warmup_steps = warmup_steps
+        self.schedule = schedule
+        self.total_steps = total_steps
+        self.iterations_left = iterations  # M-steps still to come (0: a fixed horizon)
+        self.per_iteration = total_steps // iterations if iterations > 0 else 0
+
+    def __call__(self, step: int) -> float:
+        if self.warmup_steps > 0 and step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.schedule == "constant" or self.total_steps <= self.warmup_steps:
             return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        if schedule == "linear":
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        if self.schedule == "linear":
             return 1.0 - progress
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    def plan(self, done: int, steps_left: int, *, new_m_step: bool) -> None:
+        """The horizon from the steps actually run: ``done`` so far, ``steps_left`` in this M-step,
+        and the most each later M-step can take (zero-signal groups only shorten M-steps, so the
+        horizon only moves closer, and the last M-step ends exactly at it)."""
+        if self.per_iteration <= 0:
+            return
+        if new_m_step:
+            self.iterations_left = max(self.iterations_left - 1, 0)
+        self.total_steps = done + steps_left + self.iterations_left * self.per_iteration
+
+
+def replan_schedule(optimizer: torch.optim.Optimizer, scheduler: Any, steps_left: int,
+                    *, new_m_step: bool = False) -> None:
+    """Tell ``scheduler`` (from :func:`make_scheduler`) how many optimizer steps this M-step still
+    takes, and set the learning rate of the next step accordingly. Other schedulers: no-op."""
+    factors = getattr(scheduler, "lr_lambdas", [])
+    if not factors or not all(isinstance(f, LRFactor) for f in factors):
+        return
+    for fn in {id(f): f for f in factors}.values():  # LambdaLR repeats one lambda per group
+        fn.plan(scheduler.last_epoch, steps_left, new_m_step=new_m_step)
+    for group, base, fn in zip(optimizer.param_groups, scheduler.base_lrs, factors):
+        group["lr"] = base * fn(scheduler.last_epoch)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, *, warmup_steps: int, schedule: str,
+                   total_steps: int, iterations: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_steps``, then constant, linear decay or cosine decay to 0 at
+    ``total_steps``. With ``iterations`` > 0, ``total_steps`` is the most the run can take
+    (``iterations`` M-steps of ``total_steps / iterations`` steps) and :func:`m_step` moves the
+    horizon to the steps actually taken (dropped zero-signal groups and skipped steps shorten
+    M-steps), so linear and cosine reach 0 after the last M-step's last step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LRFactor(warmup_steps, schedule, total_steps, iterations))

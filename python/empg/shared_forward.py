@@ -23,16 +23,20 @@ Packing: :func:`shared_microbatches` packs whole groups (split only when one gro
 the budget) under the token budget, counting a group's prompt suffix once and the common prefix
 once per micro-batch, via :func:`empg.pack_microbatches` on per-group costs.
 
-Scope: models with full attention and a ``DynamicCache`` (Llama, Qwen2, SmolLM2, Mistral without
-sliding window…), any attention implementation that takes a 2-D padding mask with a cache (sdpa,
-eager, flash-attention-2). :func:`can_share` says no (and the caller uses the plain path) for
-models that post-process logits, sliding-window layers, or gradient checkpointing (transformers
-turns the cache off there). Flex-attention block masks could do the same in one packed forward on
-CUDA; the cache path is used on every device.
+Scope: the families of ``tests/test_families.py`` (Llama, Qwen2, Qwen3, Mistral, Gemma-2/3,
+Granite, Cohere, Phi-3, OLMo-2) with any attention implementation that takes a 2-D padding mask with a
+cache (sdpa, eager, flash-attention-2). Logits come from :func:`lm_logits` (the head plus the
+family's own post-processing: Granite's scaling, Cohere's scale, Gemma's soft-capping).
+:func:`can_share` is the one gate, for this module and the shared sampler alike: it falls back to
+the plain path, with a one-line notice, under gradient checkpointing (transformers turns the cache
+off there), for sliding-window layers whose window a sequence reaches, and for a model whose
+logits :func:`lm_logits` does not reproduce (checked on a probe, once per model). Flex-attention
+block masks could do the same in one packed forward on CUDA; the cache path is used on every device.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -43,16 +47,101 @@ from transformers import DynamicCache
 from empg.core import pack_microbatches
 
 
-def can_share(model: Any) -> bool:
-    """Whether the cache-chained forward is exact for ``model`` (else use the plain path)."""
+def lm_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """The model's logits from its final hidden states: the LM head, then what the family's own
+    forward does to the head's output (transformers 5: Granite divides by ``logits_scaling``,
+    Cohere multiplies by ``logit_scale``, Gemma-2/3 soft-cap with ``final_logit_softcapping``; the
+    other families of ``tests/test_families.py`` use the bare head). The one place the shared
+    M-step, the shared sampler and :mod:`empg.attention` turn hidden states into logits;
+    :func:`sharing_blocker` checks it against the model's forward before a shared path runs."""
+    logits = model.get_output_embeddings()(hidden)
+    cfg = _text_config(model)
+    scaling = getattr(cfg, "logits_scaling", None)
+    if scaling:
+        logits = logits / scaling
+    scale = getattr(cfg, "logit_scale", None)
+    if scale:
+        logits = logits * scale
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def _text_config(model: Any) -> Any:
     cfg = model.config
-    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
-        return False
-    if any("sliding" in str(t) for t in (getattr(cfg, "layer_types", None) or ())):
-        return False
-    if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
-        return False
-    return not getattr(model, "is_gradient_checkpointing", False)
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
+_HEAD_GAP: "weakref.WeakKeyDictionary[Any, float]" = weakref.WeakKeyDictionary()
+_NOTICED: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def lm_logits_gap(model: Any) -> float:
+    """Largest |:func:`lm_logits` − the model's own logits| on a 12-token probe, relative to the
+    logits' scale (0 when they agree; cached per model: it depends on the family, not the weights)."""
+    inner = getattr(model, "_orig_mod", model)  # torch.compile: probe the plain module (no recompile)
+    gap = _HEAD_GAP.get(inner)
+    if gap is None:
+        device = next(inner.parameters()).device
+        ids = (torch.arange(12, device=device) * 7 + 3)[None] % int(_text_config(inner).vocab_size)
+        was_training = inner.training
+        inner.eval()  # no dropout: both forwards see the same weights the same way
+        try:
+            with torch.no_grad():
+                hidden = inner.base_model(input_ids=ids, use_cache=False).last_hidden_state
+                ours = lm_logits(inner, hidden).float()
+                theirs = inner(input_ids=ids, use_cache=False).logits.float()
+        finally:
+            inner.train(was_training)
+        gap = _HEAD_GAP[inner] = float((ours - theirs).abs().max() / (1.0 + theirs.abs().max()))
+    return gap
+
+
+def head_reproduces_logits(model: Any) -> bool:
+    """Whether :func:`lm_logits` on the final hidden states gives the model's own logits (to 1e-3
+    of their scale; a missed post-processing is off by far more, rounding by far less)."""
+    return lm_logits_gap(model) <= 1e-3
+
+
+def _sliding_window(cfg: Any) -> int | None:
+    """The attention window of a model with sliding-window layers, else None."""
+    window = getattr(cfg, "sliding_window", None)
+    types = getattr(cfg, "layer_types", None)
+    if types:
+        return window if any("sliding" in str(t) for t in types) and window else None
+    return window if window and getattr(cfg, "use_sliding_window", None) is not False else None
+
+
+def sharing_blocker(model: Any, longest: int) -> str | None:
+    """Why the cache-chained (prefix-shared) forwards would NOT give the model's own numbers on
+    sequences of at most ``longest`` tokens, or None when they do. The one gate of the shared
+    M-step and the shared sampler: gradient checkpointing (transformers turns the key/value cache
+    off in training), sliding-window layers whose window a sequence outgrows (the caches here are
+    full), logits that :func:`lm_logits` does not reproduce (an unknown post-processing)."""
+    if getattr(model, "is_gradient_checkpointing", False) and model.training:
+        return "gradient checkpointing turns the key/value cache off"
+    window = _sliding_window(_text_config(model))
+    if window is not None and longest >= window:
+        return f"sliding-window attention (window {window}) with sequences of up to {longest} tokens"
+    if not head_reproduces_logits(model):
+        return ("its logits are not the LM head's plus a known post-processing "
+                f"(relative gap {lm_logits_gap(model):.2g})")
+    return None
+
+
+def can_share(model: Any, longest: int) -> bool:
+    """Whether to take the prefix-shared path (exact) for sequences of at most ``longest``
+    tokens; when not, says why once per model and reason, and the caller takes the plain path."""
+    reason = sharing_blocker(model, longest)
+    if reason is None:
+        return True
+    seen = _NOTICED.setdefault(getattr(model, "_orig_mod", model), set())
+    if reason not in seen:
+        seen.add(reason)
+        name = type(getattr(model, "_orig_mod", model)).__name__
+        print(f"empg: prefix sharing off for {name}: {reason}; using the plain path", flush=True)
+    return False
 
 
 def common_prefix_len(seqs: Sequence[Sequence[int]] | Sequence[np.ndarray]) -> int:
@@ -178,7 +267,7 @@ def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray) -> torch.
     of ``index`` then of the tokens: the same 1-D tensor :func:`empg.mstep.token_logprobs` gives on
     the packed buffer of ``index``, computed with each shared prefix run once."""
     device = next(model.parameters()).device
-    base, head = model.base_model, model.get_output_embeddings()
+    base = model.base_model
     groups = group_by_prompt(samples, index)
     prefix = common_prefix_len(groups.prompts)
     n_groups = len(groups.prompts)
@@ -241,5 +330,5 @@ def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray) -> torch.
         targets.append(c.astype(np.int64))
     sel = torch.from_numpy(np.concatenate(pick or [np.zeros(0, np.int64)])).to(device)
     tgt = torch.from_numpy(np.concatenate(targets or [np.zeros(0, np.int64)])).to(device)
-    logits = head(hidden[sel]).float()
+    logits = lm_logits(model, hidden[sel]).float()
     return logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)

@@ -8,7 +8,9 @@ stop string (its ``text`` ends before the stop string), so the M-step trains the
 By default (``share_prefix=True``, config ``model.share_prefix``) the batch runs through
 :func:`empg.samplers.shared.sample_shared` instead: the prompts' common prefix and each prompt are
 encoded once, a hand-written decode loop drops finished rows; ``share_prefix=False`` is the plain
-``generate`` path described above, the reference in ``tests/test_prefix.py``.
+``generate`` path described above, the reference in ``tests/test_prefix.py``. The shared path runs
+only where :func:`empg.shared_forward.can_share` (the M-step's gate too) says it is exact; else
+the batch takes the plain path, with a one-line notice.
 
 The sampler shares the trainer's model object when they live on the same device, so
 :meth:`sync_weights` is then a no-op; given another model it copies the weights in place (under
@@ -24,6 +26,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from empg.samplers.shared import SharedSamplerStats, sample_shared
 from empg.sampling import Rollout, SamplingParams
+from empg.shared_forward import can_share
 
 
 class _StopStrings(StoppingCriteria):
@@ -97,11 +100,12 @@ class TransformersSampler:
             was_training = self.model.training
             self.model.eval()
             try:
-                gen = sample_shared(self.model, self.tokenizer, prompts, params, eos_ids=self.eos_ids,
-                                    seed=seed, stats=self.shared_stats)
+                if can_share(self.model, max(len(p) for p in prompts) + params.max_new_tokens):
+                    gen = sample_shared(self.model, self.tokenizer, prompts, params, eos_ids=self.eos_ids,
+                                        seed=seed, stats=self.shared_stats)
+                    return [cut_completion(self.tokenizer, g, params.stop, self.eos_ids) for g in gen]
             finally:
                 self.model.train(was_training)
-            return [cut_completion(self.tokenizer, g, params.stop, self.eos_ids) for g in gen]
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)

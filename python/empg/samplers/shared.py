@@ -32,7 +32,7 @@ from transformers import DynamicCache
 
 from empg.exceptions import InvalidInputError
 from empg.sampling import SamplingParams
-from empg.shared_forward import common_prefix_len, right_padded
+from empg.shared_forward import common_prefix_len, lm_logits, right_padded
 
 
 @dataclass
@@ -94,31 +94,34 @@ class StopChecker:
         return [any(s in t for s in self.stops) for t in tails]
 
 
+@dataclass
+class EncodedPrompts:
+    """G prompts run through the model (phases 1-2): what decoding starts from."""
+
+    logits: torch.Tensor  # [G, vocab] fp32: the next-token logits after each prompt
+    cache: Any  # DynamicCache, one row per prompt
+    mask: torch.Tensor  # [G, columns]: 1 on each row's prompt tokens, 0 on its padding
+    next_pos: torch.Tensor  # [G]: the position of each prompt's first completion token
+
+
 @torch.no_grad()
-def sample_shared(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], params: SamplingParams,
-                  *, eos_ids: set[int], seed: int | None, stats: SharedSamplerStats | None = None
-                  ) -> list[list[int]]:
-    """``params.n`` generated id lists per prompt (prompt-major: row ``g * n + k``), each ending at
-    EOS or at the token that completes a stop string, or after ``max_new_tokens`` tokens."""
+def encode_prompts(model: Any, prompts: Sequence[Sequence[int]], stats: SharedSamplerStats | None = None
+                   ) -> EncodedPrompts:
+    """The common prefix once, then each prompt's own part once on the expanded prefix cache; the
+    first-token logits through :func:`empg.shared_forward.lm_logits` (the model's own logits)."""
     device = next(model.parameters()).device
-    n, n_prompts = params.n, len(prompts)
     stats = stats if stats is not None else SharedSamplerStats()
-    gen = None
-    if seed is not None and params.temperature > 0:
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(seed))
     prompts = [list(p) for p in prompts]
+    n_prompts = len(prompts)
     empty = [i for i, p in enumerate(prompts) if not p]
     if empty:
         raise InvalidInputError(f"prompt {empty[0]} of the batch is empty (needs at least one token)")
     prefix = common_prefix_len(prompts)
-
-    # 1-2. Common prefix once, then each prompt's own part once on the expanded prefix cache.
     past = None
     if prefix > 0:
         ids = torch.tensor(prompts[0][:prefix], dtype=torch.long, device=device)[None]
-        out = model(input_ids=ids, position_ids=torch.arange(prefix, device=device)[None], use_cache=True,
-                    logits_to_keep=1)
+        out = model.base_model(input_ids=ids, position_ids=torch.arange(prefix, device=device)[None],
+                               use_cache=True)
         past = DynamicCache(ddp_cache_data=[
             (layer.keys.expand(n_prompts, -1, -1, -1), layer.values.expand(n_prompts, -1, -1, -1))
             for layer in out.past_key_values.layers])
@@ -132,11 +135,29 @@ def sample_shared(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], 
                            use_cache=True)
     stats.prompt_tokens += own.numel()
     last = out.last_hidden_state[torch.arange(n_prompts, device=device), lens - 1]
-    logits = model.get_output_embeddings()(last).float().repeat_interleave(n, 0)
-    cache = out.past_key_values
+    return EncodedPrompts(lm_logits(model, last).float(), out.past_key_values, mask, prefix + lens)
+
+
+@torch.no_grad()
+def sample_shared(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                  *, eos_ids: set[int], seed: int | None, stats: SharedSamplerStats | None = None
+                  ) -> list[list[int]]:
+    """``params.n`` generated id lists per prompt (prompt-major: row ``g * n + k``), each ending at
+    EOS or at the token that completes a stop string, or after ``max_new_tokens`` tokens. The
+    caller decides with :func:`empg.shared_forward.can_share` that this path is exact."""
+    device = next(model.parameters()).device
+    n, n_prompts = params.n, len(prompts)
+    stats = stats if stats is not None else SharedSamplerStats()
+    gen = None
+    if seed is not None and params.temperature > 0:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(seed))
+    enc = encode_prompts(model, prompts, stats)
+    logits = enc.logits.repeat_interleave(n, 0)
+    cache = enc.cache
     cache.batch_repeat_interleave(n)
-    mask = mask.repeat_interleave(n, 0)
-    next_pos = (prefix + lens).repeat_interleave(n, 0)
+    mask = enc.mask.repeat_interleave(n, 0)
+    next_pos = enc.next_pos.repeat_interleave(n, 0)
 
     # 3-4. Decode the running rows; drop finished rows from the batch and the cache.
     generated: list[list[int]] = [[] for _ in range(n_prompts * n)]
