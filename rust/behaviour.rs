@@ -36,7 +36,11 @@ fn compiled() -> &'static [Regex; 3] {
 /// Which behaviours `text` shows, in the order of [`BEHAVIOURS`].
 pub fn flags(text: &str) -> [bool; 3] {
     let re = compiled();
-    [re[0].is_match(text), re[1].is_match(text), re[2].is_match(text)]
+    [
+        re[0].is_match(text),
+        re[1].is_match(text),
+        re[2].is_match(text),
+    ]
 }
 
 /// How many of `texts` match each behaviour, in the order of [`BEHAVIOURS`] (in parallel).
@@ -58,8 +62,14 @@ mod tests {
     #[test]
     fn each_pattern_on_phrases_it_names() {
         assert_eq!(flags("First, add 3. Then divide."), [true, false, false]);
-        assert_eq!(flags("Let me double-check: 4 + 4 = 8."), [false, true, false]);
-        assert_eq!(flags("Wait, that's wrong. Let me recompute."), [false, false, true]);
+        assert_eq!(
+            flags("Let me double-check: 4 + 4 = 8."),
+            [false, true, false]
+        );
+        assert_eq!(
+            flags("Wait, that's wrong. Let me recompute."),
+            [false, false, true]
+        );
         assert_eq!(flags("PLUGGING IT BACK gives 7"), [false, true, false]);
         assert_eq!(flags("Step 12: the sub-problem"), [true, false, false]);
     }
@@ -67,7 +77,10 @@ mod tests {
     #[test]
     fn words_only_at_word_boundaries() {
         // "thence", "checkered", "unverified", "awaiting", "re" alone: no whole-word match.
-        assert_eq!(flags("thence the checkered awaiting"), [false, false, false]);
+        assert_eq!(
+            flags("thence the checkered awaiting"),
+            [false, false, false]
+        );
         assert_eq!(flags("let me re"), [false, false, false]);
         assert_eq!(flags("steps 2"), [false, false, false]);
         // Unicode letters are word characters: "éthen" has no boundary before "then".

@@ -24,6 +24,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::pack::pack_microbatches, m)?)?;
     m.add_function(wrap_pyfunction!(py::pack::build_microbatch, m)?)?;
     m.add_function(wrap_pyfunction!(py::pack::build_microbatches, m)?)?;
+    m.add_function(wrap_pyfunction!(py::pack::build_grouped_microbatches, m)?)?;
+    m.add_function(wrap_pyfunction!(py::pack::flatten_ids, m)?)?;
     m.add_function(wrap_pyfunction!(py::parallel::parallelism, m)?)?;
     m.add_function(wrap_pyfunction!(py::verify::extract_answers, m)?)?;
     m.add_function(wrap_pyfunction!(py::verify::is_equivalent, m)?)?;

@@ -1,5 +1,5 @@
 # Hand-written stub of the compiled module empg._core, checked by `python -m mypy.stubtest empg._core`.
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,8 @@ __all__ = [
     "pack_microbatches",
     "build_microbatch",
     "build_microbatches",
+    "build_grouped_microbatches",
+    "flatten_ids",
     "parallelism",
     "extract_answers",
     "is_equivalent",
@@ -70,6 +72,16 @@ def build_microbatches(
     weights: npt.NDArray[np.float32],
     bins: list[npt.NDArray[np.int64]],
 ) -> list[dict[str, np.ndarray]]: ...
+def build_grouped_microbatches(
+    prompts: npt.NDArray[np.int32],
+    prompt_offsets: npt.NDArray[np.int64],
+    completions: npt.NDArray[np.int32],
+    completion_offsets: npt.NDArray[np.int64],
+    group: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float32],
+    bins: list[npt.NDArray[np.int64]],
+) -> list[dict[str, np.ndarray]]: ...
+def flatten_ids(seqs: list[Any]) -> dict[str, np.ndarray]: ...
 def parallelism() -> int: ...
 def extract_answers(
     texts: list[str], *, style: str = "auto", fallback: bool = True

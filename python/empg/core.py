@@ -69,9 +69,10 @@ def pack_microbatches(
 
 
 class FlatSequences(NamedTuple):
-    """Token sequences in one flat buffer: sequence ``i`` is ``tokens[offsets[i]:offsets[i+1]]``."""
+    """Token sequences in one flat buffer: sequence ``i`` is ``tokens[offsets[i]:offsets[i+1]]``
+    (int64 ids from :func:`flatten_sequences`, int32 from :func:`empg.samples.flatten_ids`)."""
 
-    tokens: npt.NDArray[np.int64]
+    tokens: np.ndarray
     offsets: npt.NDArray[np.int64]
 
     @property
