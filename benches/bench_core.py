@@ -18,7 +18,6 @@ Python (>= 1x ``re``) and >= 1x numpy on every row; packing padding < 3%.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import empg  # noqa: E402
 import reference as ref  # noqa: E402
-from _machine import machine_line  # noqa: E402
+from _machine import machine_line, print_table, results_args, save  # noqa: E402
 
 
 def timed(fn, repeat):
@@ -160,13 +159,10 @@ def table(rec: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", help="write the records (<out minus .md>.json) and the table (markdown) here")
-    ap.add_argument("--table", help="print the table of these records (no measuring)")
+    ap = results_args(__doc__)
     args = ap.parse_args()
     if args.table:
-        print(table(json.loads(Path(args.table).read_text())))
-        return
+        return print_table(args.table, table)
     rec = measure()
     text = table(rec)
     print(text)
@@ -175,10 +171,7 @@ def main() -> None:
     ok = ok and rec["packing"]["empty"] < 0.03
     print("\nTargets (>= 50x Python, >= 1x numpy, padding < 3%):", "met" if ok else "NOT met")
     if args.out:
-        out = Path(args.out)
-        out.with_suffix(".json").write_text(json.dumps(rec, indent=1) + "\n")
-        out.write_text("# bench_core\n\n`python benches/bench_core.py --out benches/results/core.md` "
-                       "(table: `--table benches/results/core.json`)\n\n" + text + "\n")
+        save(args.out, "bench_core", rec, text)
 
 
 if __name__ == "__main__":

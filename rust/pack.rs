@@ -443,9 +443,22 @@ pub fn gather_input_ids(seqs: &impl SequenceSource, index: &[u32]) -> CoreResult
     Ok(ids)
 }
 
+/// Where a micro-batch carries the sequence weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// One per token, 0 on prompt tokens (`token_weights` lines up with `input_ids`).
+    PerToken,
+    /// One per target (completion) token only, in order: what the loss multiplies.
+    PerTarget,
+}
+
 /// Everything of the micro-batch but its input ids (left empty): positions, loss mask, weights and
 /// cumulative lengths.
-pub fn layout(seqs: &impl SequenceSource, index: &[u32]) -> CoreResult<MicroBatch> {
+pub fn layout(
+    seqs: &impl SequenceSource,
+    index: &[u32],
+    weights: WeightLayout,
+) -> CoreResult<MicroBatch> {
     let total = index_tokens(seqs, index)?;
     let mut mb = MicroBatch {
         input_ids: Vec::new(),
@@ -463,8 +476,10 @@ pub fn layout(seqs: &impl SequenceSource, index: &[u32]) -> CoreResult<MicroBatc
         mb.loss_mask.resize(mb.loss_mask.len() + prompt, false);
         mb.loss_mask
             .resize(mb.loss_mask.len() + (len - prompt), true);
-        mb.token_weights
-            .resize(mb.token_weights.len() + prompt, 0.0);
+        if weights == WeightLayout::PerToken {
+            mb.token_weights
+                .resize(mb.token_weights.len() + prompt, 0.0);
+        }
         mb.token_weights.resize(
             mb.token_weights.len() + (len - prompt),
             seqs.weight(i as usize),
@@ -475,11 +490,15 @@ pub fn layout(seqs: &impl SequenceSource, index: &[u32]) -> CoreResult<MicroBatc
 }
 
 /// Build the micro-batch holding sequences `index` (in that order). `seqs` must be validated.
-pub fn build_microbatch(seqs: &impl SequenceSource, index: &[u32]) -> CoreResult<MicroBatch> {
+pub fn build_microbatch(
+    seqs: &impl SequenceSource,
+    index: &[u32],
+    weights: WeightLayout,
+) -> CoreResult<MicroBatch> {
     let input_ids = gather_input_ids(seqs, index)?;
     Ok(MicroBatch {
         input_ids,
-        ..layout(seqs, index)?
+        ..layout(seqs, index, weights)?
     })
 }
 
@@ -487,9 +506,14 @@ pub fn build_microbatch(seqs: &impl SequenceSource, index: &[u32]) -> CoreResult
 pub fn build_microbatches(
     seqs: &impl SequenceSource,
     bins: &[Vec<u32>],
+    weights: WeightLayout,
 ) -> CoreResult<Vec<MicroBatch>> {
     use rayon::prelude::*;
-    crate::parallel::install(|| bins.par_iter().map(|b| build_microbatch(seqs, b)).collect())
+    crate::parallel::install(|| {
+        bins.par_iter()
+            .map(|b| build_microbatch(seqs, b, weights))
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -535,7 +559,7 @@ mod tests {
             weights: &[0.5, -1.0],
         };
         seqs.validate().unwrap();
-        let mb = build_microbatch(&seqs, &[1, 0]).unwrap();
+        let mb = build_microbatch(&seqs, &[1, 0], WeightLayout::PerToken).unwrap();
         assert_eq!(mb.input_ids, vec![4, 5, 6, 1, 2, 3]);
         assert_eq!(mb.position_ids, vec![0, 1, 2, 0, 1, 2]);
         assert_eq!(mb.loss_mask, vec![false, true, true, false, false, true]);
@@ -555,7 +579,8 @@ mod tests {
             weights: &[0.5, -1.0, 2.0],
         };
         seqs.validate().unwrap();
-        let mbs = build_microbatches(&seqs, &[vec![2, 1], vec![0]]).unwrap();
+        let mbs =
+            build_microbatches(&seqs, &[vec![2, 1], vec![0]], WeightLayout::PerToken).unwrap();
         assert_eq!(mbs[0].input_ids, vec![1, 2, 4, 5, 7, 8, 9]);
         assert_eq!(mbs[0].position_ids, vec![0, 1, 2, 3, 0, 1, 2]);
         assert_eq!(
@@ -576,7 +601,12 @@ mod tests {
             prompt_lens: &[2, 1, 2],
             weights: &[0.5, -1.0, 2.0],
         };
-        assert_eq!(build_microbatch(&flat, &[2, 1]).unwrap(), mbs[0]);
+        assert_eq!(
+            build_microbatch(&flat, &[2, 1], WeightLayout::PerToken).unwrap(),
+            mbs[0]
+        );
+        let targets = build_microbatch(&seqs, &[2, 1], WeightLayout::PerTarget).unwrap();
+        assert_eq!(targets.token_weights, vec![2.0, 2.0, -1.0, -1.0]);
         let bad = Grouped {
             group: &[0, 2, 0],
             ..seqs
@@ -674,7 +704,7 @@ mod tests {
             let s = Sequences { tokens: &tokens, offsets: &offsets, prompt_lens: &prompt_lens, weights: &weights };
             s.validate().unwrap();
             let index: Vec<u32> = (0..seqs.len() as u32).rev().collect();
-            let mb = build_microbatch(&s, &index).unwrap();
+            let mb = build_microbatch(&s, &index, WeightLayout::PerToken).unwrap();
             let masked = mb.loss_mask.iter().filter(|&&m| m).count();
             prop_assert_eq!(masked, seqs.iter().map(|s| s.1).sum::<usize>());
             prop_assert_eq!(mb.input_ids.len(), tokens.len());

@@ -55,8 +55,11 @@ def test_grouped_microbatches_equal_the_flat_builder():
     flat = s.flat
     for got, b in zip(s.microbatches(bins), bins):
         want = empg.build_microbatch(flat.tokens, flat.offsets, s.prompt_lens, s.weights, b)
-        for key in want:
+        for key in ("input_ids", "position_ids", "loss_mask", "cu_seqlens"):
             np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+        # The weights come per completion token only: what the loss multiplies.
+        np.testing.assert_array_equal(got["target_weights"], want["token_weights"][want["loss_mask"]])
+        assert len(got["target_weights"]) == int(s.completion_lens[b].sum())
     with pytest.raises(InvalidInputError, match="index"):
         s.microbatches([np.array([len(s)])])
 

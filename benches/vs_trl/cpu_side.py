@@ -119,7 +119,7 @@ def run_empg(w: Workload, run_dir: str, token_budget: int | None = None) -> Poin
     log.log(1, {"kind": "train", **est.stats})
     t3 = time.perf_counter()
     log.close()
-    assert sum(len(m.seq_of_token) for m in micro) == int(est.samples.completion_lens.sum())
+    assert sum(m.targets for m in micro) == int(est.samples.completion_lens.sum())
     parts = {"decode": est.stats["time/sampling"], "verify": est.stats["time/verifying"],
              "weights": est.stats["time/weights"],
              "stats": (t1 - t0) - est.stats["time/sampling"] - est.stats["time/verifying"] - est.stats["time/weights"],

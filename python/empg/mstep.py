@@ -90,10 +90,14 @@ ForwardFn = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tens
 @dataclass
 class _Micro:
     index: np.ndarray  # sequence indices, in buffer order
-    tensors: dict[str, torch.Tensor]
-    seq_of_token: np.ndarray  # for each completion token: its sequence
-    token_index: torch.Tensor  # for each completion token: its place in the Samples' completion buffer
+    tensors: dict[str, torch.Tensor]  # token_weights: one per completion (target) token
+    targets: int  # completion tokens
     shared: bool = False  # run by empg.shared_forward (tensors hold only token_weights)
+
+    def token_index(self, samples: Samples, device: torch.device) -> torch.Tensor:
+        """For each completion token: its place in the Samples' completion buffer (and in
+        recorded log-probs)."""
+        return torch.from_numpy(samples.token_index(self.index)).to(device)
 
 
 def _filler(samples: Samples, device: torch.device) -> _Micro:
@@ -104,8 +108,7 @@ def _filler(samples: Samples, device: torch.device) -> _Micro:
                "position_ids": torch.tensor([0, 1], device=device),
                "loss_mask": torch.tensor([False, True], device=device),
                "token_weights": torch.zeros(1, device=device)}
-    none = np.zeros(0, dtype=np.int64)
-    return _Micro(none, tensors, none, torch.from_numpy(none).to(device))
+    return _Micro(np.zeros(0, dtype=np.int64), tensors, 0)
 
 
 def _equalized(micros: list[_Micro], samples: Samples, device: torch.device, d: Dist) -> list[_Micro]:
@@ -122,19 +125,15 @@ def _microbatches(samples: Samples, index: np.ndarray, budget: int,
     packed under ``budget``, their buffers built in one call into the core."""
     clens = samples.completion_lens
     if share:
-        idxs = shared_microbatches(samples, index, budget)
-    else:
-        idxs = [index[g] for g in pack_microbatches(samples.lengths[index], budget, allow_oversize=True)]
-    mbs = [None] * len(idxs) if share else samples.microbatches(idxs)
-    out = []
-    for idx, mb in zip(idxs, mbs):
-        w = np.repeat(samples.weights[idx], clens[idx])
-        tensors = {"token_weights": torch.from_numpy(w).to(device)}
-        if mb is not None:
-            tensors.update({k: torch.from_numpy(mb[k]).to(device) for k in ("input_ids", "position_ids", "loss_mask")})
-        out.append(_Micro(idx, tensors, np.repeat(idx, clens[idx]),
-                          torch.from_numpy(samples.token_index(idx)).to(device), shared=share))
-    return out
+        return [_Micro(idx, {"token_weights": torch.from_numpy(np.repeat(samples.weights[idx], clens[idx])).to(device)},
+                       int(clens[idx].sum()), shared=True) for idx in shared_microbatches(samples, index, budget)]
+    idxs = [index[g] for g in pack_microbatches(samples.lengths[index], budget, allow_oversize=True)]
+    return [_Micro(idx, {"input_ids": torch.from_numpy(mb["input_ids"]).to(device),
+                         "position_ids": torch.from_numpy(mb["position_ids"]).to(device),
+                         "loss_mask": torch.from_numpy(mb["loss_mask"]).to(device),
+                         "token_weights": torch.from_numpy(mb["target_weights"]).to(device)},
+                   len(mb["target_weights"]))
+            for idx, mb in zip(idxs, samples.microbatches(idxs))]
 
 
 def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn) -> torch.Tensor:
@@ -144,13 +143,14 @@ def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn) -
     return forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
 
 
-def _given(recorded: TokenLogProbs | None, micro: _Micro, logp: torch.Tensor) -> torch.Tensor | None:
+def _given(recorded: TokenLogProbs | None, samples: Samples, micro: _Micro,
+           logp: torch.Tensor) -> torch.Tensor | None:
     """Recorded log-probs (old or reference) of the micro-batch's tokens; a filler's own."""
     if recorded is None:
         return None
     if not len(micro.index):
         return logp.detach().float()
-    return recorded.values.to(logp.device)[micro.token_index]
+    return recorded.values.to(logp.device)[micro.token_index(samples, logp.device)]
 
 
 @torch.no_grad()
@@ -170,7 +170,7 @@ def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = T
         with autocast_for(device, autocast):
             lp = _logprobs(model, samples, micro, forward)
         if len(micro.index):
-            out[micro.token_index] = lp.float()
+            out[micro.token_index(samples, device)] = lp.float()
     if sharded:  # FSDP keeps the root's weights gathered after a no-grad forward: shard them again
         model.reshard()
     return TokenLogProbs(out, samples.completions.offsets)
@@ -193,6 +193,7 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     so the result does not depend on the packing. Returns this rank's (loss, tokens, loss stats)."""
     loss = LOSSES[settings.algo]
     device = next(model.parameters()).device
+    clens = samples.completion_lens
     coef_seq = np.zeros(len(samples))
     coef_seq[index] = normaliser_coefficients(samples.completion_lens[index], settings.normalize) \
         if coef is None else coef
@@ -209,10 +210,10 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
         tok = TokenBatch(
             logp=logp.float(),
             weight=t["token_weights"],
-            coef=torch.from_numpy(coef_seq[micro.seq_of_token].astype(np.float32)).to(device)
+            coef=torch.from_numpy(np.repeat(coef_seq[micro.index], clens[micro.index]).astype(np.float32)).to(device)
             if not filler else torch.zeros_like(t["token_weights"]),
-            old_logp=_given(samples.old_logp, micro, logp),
-            ref_logp=_given(samples.ref_logp, micro, logp),
+            old_logp=_given(samples.old_logp, samples, micro, logp),
+            ref_logp=_given(samples.ref_logp, samples, micro, logp),
         )
         value, stats = loss.fn(tok, settings.loss)
         (value * dist.world if sharded else value).backward()  # FSDP averages: world x mean = sum
@@ -221,7 +222,7 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
         if filler:
             continue
         total += float(value.detach())
-        tokens += len(micro.seq_of_token)
+        tokens += micro.targets
         for k, v in stats.items():
             stats_sum[k] = max(stats_sum[k], v) if k.endswith("_max") else stats_sum[k] + v
     return total, tokens, stats_sum

@@ -157,8 +157,8 @@ class Samples:
 
     def microbatches(self, bins: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """The buffers of the micro-batches ``bins`` (sequence indices each) as
-        :func:`empg.build_microbatch` lays them out: one call into the core, in parallel, with the
-        GIL released."""
+        :func:`empg.build_microbatch` lays them out, but with ``target_weights`` (one per completion
+        token) for ``token_weights``: one call into the core, in parallel, with the GIL released."""
         return _core.build_grouped_microbatches(
             self.prompts.tokens, self.prompts.offsets, self.completions.tokens, self.completions.offsets,
             self.group, self.weights, [np.ascontiguousarray(b, dtype=np.int64) for b in bins])

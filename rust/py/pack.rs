@@ -3,7 +3,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::error::CoreError;
-use crate::pack::{self, Grouped, MicroBatch, Sequences};
+use crate::pack::{self, Grouped, MicroBatch, Sequences, WeightLayout};
 use rayon::prelude::*;
 
 fn to_vec<T: numpy::Element + Copy>(a: &PyReadonlyArray1<'_, T>) -> Vec<T> {
@@ -97,7 +97,7 @@ pub fn build_microbatch<'py>(
     index: PyReadonlyArray1<'py, i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let seqs = borrow_sequences(&tokens, &offsets, &prompt_lens, &weights)?;
-    let mb = pack::build_microbatch(&seqs, &to_index(index.as_slice()?)?)?;
+    let mb = pack::build_microbatch(&seqs, &to_index(index.as_slice()?)?, WeightLayout::PerToken)?;
     into_dict(py, mb)
 }
 
@@ -121,7 +121,7 @@ pub fn build_microbatches<'py>(
     bins: Vec<PyReadonlyArray1<'py, i64>>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
     let seqs = borrow_sequences(&tokens, &offsets, &prompt_lens, &weights)?;
-    let mbs = pack::build_microbatches(&seqs, &to_bins(&bins)?)?;
+    let mbs = pack::build_microbatches(&seqs, &to_bins(&bins)?, WeightLayout::PerToken)?;
     mbs.into_iter().map(|mb| into_dict(py, mb)).collect()
 }
 
@@ -227,6 +227,8 @@ pub fn flatten_ids<'py>(
 
 /// The buffers of every micro-batch of one optimizer step, from sequences whose prompts are stored
 /// once per group (`empg.samples.Samples`): one call, built in parallel with the GIL released.
+/// Like `build_microbatches`, but with `target_weights` (the weight of each completion token, what
+/// the loss takes) in place of the per-token `token_weights`.
 /// The arrays are read in place; the caller keeps them read-only (Samples marks them so).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -251,7 +253,21 @@ pub fn build_grouped_microbatches<'py>(
     let bins = to_bins(&bins)?;
     let mbs = py.detach(|| {
         seqs.validate()?;
-        pack::build_microbatches(&seqs, &bins)
+        pack::build_microbatches(&seqs, &bins, WeightLayout::PerTarget)
     })?;
-    mbs.into_iter().map(|mb| into_dict(py, mb)).collect()
+    mbs.into_iter()
+        .map(|mb| {
+            let weights = mb.token_weights.into_pyarray(py);
+            let out = into_dict(
+                py,
+                MicroBatch {
+                    token_weights: Vec::new(),
+                    ..mb
+                },
+            )?;
+            out.del_item("token_weights")?;
+            out.set_item("target_weights", weights)?;
+            Ok(out)
+        })
+        .collect()
 }
