@@ -212,8 +212,20 @@ def _stat(runs: list[dict[str, Any]], key: str = "seconds") -> tuple[float, floa
     return float(np.median(xs)), min(xs), max(xs)
 
 
+def headline(rec: dict[str, Any]) -> str:
+    """The two target cases in one sentence (what the README quotes)."""
+    out = []
+    for n, length in ((16384, 1024), (16384, 20)):
+        r = next((r for r in rec["records"] if (r["completions"], r["target_tokens"]) == (n, length)), None)
+        if r is not None:
+            em, tr = _stat(r["empg"])[0], _stat(r["trl"])[0]
+            out.append(f"{n:,} completions of ~{r['tokens'] / n:,.0f} tokens: empg {em * 1e3:,.0f} ms vs TRL "
+                       f"{tr * 1e3:,.0f} ms ({tr / em:.1f}x)")
+    return "; ".join(out) + "."
+
+
 def table(rec: dict[str, Any]) -> str:
-    lines = ["| completions | tokens each | empg total | TRL total | TRL / empg | empg parts (median ms) |",
+    lines = [headline(rec), "","| completions | tokens each | empg total | TRL total | TRL / empg | empg parts (median ms) |",
              "|---:|---:|---:|---:|---:|---|"]
     for r in rec["records"]:
         em, em_lo, em_hi = _stat(r["empg"])
