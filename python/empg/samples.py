@@ -66,7 +66,7 @@ class Samples:
     ref_logp: TokenLogProbs | None = None  # per completion token (kl_beta > 0)
 
     def __post_init__(self) -> None:
-        self.group = np.ascontiguousarray(self.group, dtype=np.int64)
+        self.group = np.array(self.group, dtype=np.int64)  # our own copy, read-only (the core reads it)
         self.group.flags.writeable = False
         self.weights = np.ascontiguousarray(self.weights, dtype=np.float32)
         if len(self.group) != len(self.completions.offsets) - 1 or len(self.weights) != len(self.group):
