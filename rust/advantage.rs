@@ -80,7 +80,7 @@ impl Default for Options {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GroupStats {
     pub ids: Vec<i64>,
-    pub size: Vec<u32>,
+    pub size: Vec<i64>,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     /// Fraction of the group's completions whose reward reaches the solved threshold.
@@ -92,7 +92,7 @@ pub struct GroupStats {
 pub struct GroupWeights {
     pub weights: Vec<f32>,
     /// For each completion, the index of its group in `stats`.
-    pub group_index: Vec<u32>,
+    pub group_index: Vec<i64>,
     pub stats: GroupStats,
 }
 
@@ -101,12 +101,13 @@ pub struct GroupWeights {
 struct Run {
     start: usize,
     end: usize,
-    group: u32,
+    group: usize,
 }
 
 /// Split completions into runs of one group each and number the groups densely in order of first
-/// appearance. Ids usually come in runs (the K samples of a prompt side by side), so the hash map
-/// is consulted once per run, and every later pass works on contiguous slices.
+/// appearance. Ids usually come in runs (the K samples of a prompt side by side) and rise (prompt
+/// order), so a run whose id is above every id seen so far is a new group without any lookup; only
+/// an id at or below the largest one seen consults a hash map (built on first need).
 fn runs_of(n: usize, grouping: Grouping<'_>) -> CoreResult<(Vec<Run>, Vec<i64>)> {
     match grouping {
         Grouping::Size(k) => {
@@ -123,7 +124,7 @@ fn runs_of(n: usize, grouping: Grouping<'_>) -> CoreResult<(Vec<Run>, Vec<i64>)>
                 .map(|g| Run {
                     start: g * k,
                     end: (g + 1) * k,
-                    group: g as u32,
+                    group: g,
                 })
                 .collect();
             Ok((runs, (0..(n / k) as i64).collect()))
@@ -136,17 +137,26 @@ fn runs_of(n: usize, grouping: Grouping<'_>) -> CoreResult<(Vec<Run>, Vec<i64>)>
                     got: ids.len(),
                 });
             }
-            let mut seen: HashMap<i64, u32> = HashMap::new();
-            let mut order = Vec::new();
+            let mut seen: Option<HashMap<i64, usize>> = None;
+            let mut order: Vec<i64> = Vec::new();
             let mut runs: Vec<Run> = Vec::new();
             let mut start = 0;
             while start < n {
                 let id = ids[start];
                 let end = start + ids[start..].iter().take_while(|&&x| x == id).count();
-                let group = *seen.entry(id).or_insert_with(|| {
+                let fresh = order.last().map_or(true, |&m| id > m) && seen.is_none();
+                let group = if fresh {
                     order.push(id);
-                    (order.len() - 1) as u32
-                });
+                    order.len() - 1
+                } else {
+                    let map = seen.get_or_insert_with(|| {
+                        order.iter().enumerate().map(|(g, &x)| (x, g)).collect()
+                    });
+                    *map.entry(id).or_insert_with(|| {
+                        order.push(id);
+                        order.len() - 1
+                    })
+                };
                 runs.push(Run { start, end, group });
                 start = end;
             }
@@ -162,8 +172,68 @@ struct Acc {
     solved: u32,
     sum: f64,
     sq: f64,
-    lo: f32,
-    hi: f32,
+    /// The group's first reward, and whether every reward so far equals it.
+    first: f32,
+    uniform: bool,
+}
+
+impl Acc {
+    const EMPTY: Acc = Acc {
+        count: 0,
+        solved: 0,
+        sum: 0.0,
+        sq: 0.0,
+        first: 0.0,
+        uniform: true,
+    };
+
+    fn add(&mut self, xs: &[f32], solved_threshold: f32) {
+        if self.count == 0 {
+            self.first = xs[0];
+        }
+        let first = self.first;
+        self.count += xs.len() as u32;
+        for &r in xs {
+            self.sum += r as f64;
+            self.solved += (r >= solved_threshold) as u32;
+            self.uniform &= r == first;
+        }
+    }
+
+    fn mean(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+
+    fn std(&self) -> f64 {
+        (self.sq / self.count as f64).sqrt()
+    }
+}
+
+/// Squared deviations from `m` (the second pass: no cancellation, whatever the reward scale).
+fn sq_dev(xs: &[f32], m: f64) -> f64 {
+    xs.iter().map(|&r| (r as f64 - m) * (r as f64 - m)).sum()
+}
+
+/// The weights of one run of group `a`: every scheme is an affine map r -> s*r + b per group
+/// (rloo: r - (total - r)/(n - 1)).
+fn weigh(out: &mut [f32], xs: &[f32], a: &Acc, opts: &Options) {
+    if a.uniform && opts.drop_zero_signal {
+        return;
+    }
+    let (m, n, total) = (a.mean(), a.count as f64, a.sum);
+    let (s, b) = match opts.scheme {
+        Scheme::GroupNorm => {
+            let s = 1.0 / (a.std() + opts.eps);
+            (s, -m * s)
+        }
+        Scheme::MeanBaseline => (1.0, -m),
+        Scheme::Raw => (1.0, 0.0),
+        Scheme::Rloo if n < 2.0 => (0.0, 0.0),
+        Scheme::Rloo => (1.0 + 1.0 / (n - 1.0), -total / (n - 1.0)),
+    };
+    for (w, &r) in out.iter_mut().zip(xs) {
+        *w = (s * r as f64 + b) as f32;
+    }
 }
 
 pub fn group_weights(
@@ -181,57 +251,30 @@ pub fn group_weights(
         ));
     }
     let (runs, ids) = runs_of(rewards.len(), grouping)?;
-    let empty = Acc {
-        count: 0,
-        solved: 0,
-        sum: 0.0,
-        sq: 0.0,
-        lo: f32::INFINITY,
-        hi: f32::NEG_INFINITY,
-    };
-    let mut acc = vec![empty; ids.len()];
-    for run in &runs {
-        let xs = &rewards[run.start..run.end];
-        let a = &mut acc[run.group as usize];
-        a.count += xs.len() as u32;
-        a.sum += xs.iter().map(|&r| r as f64).sum::<f64>();
-        a.solved += xs.iter().filter(|&&r| r >= opts.solved_threshold).count() as u32;
-        a.lo = xs.iter().copied().fold(a.lo, f32::min);
-        a.hi = xs.iter().copied().fold(a.hi, f32::max);
-    }
-    let mean: Vec<f64> = acc.iter().map(|a| a.sum / a.count as f64).collect();
-    // Second pass for the variance (no cancellation, whatever the reward scale).
-    for run in &runs {
-        let m = mean[run.group as usize];
-        let sq: f64 = rewards[run.start..run.end]
-            .iter()
-            .map(|&r| (r as f64 - m).powi(2))
-            .sum();
-        acc[run.group as usize].sq += sq;
-    }
-    let std: Vec<f64> = acc.iter().map(|a| (a.sq / a.count as f64).sqrt()).collect();
-    let zero_signal: Vec<bool> = acc.iter().map(|a| a.lo == a.hi).collect();
-
+    let mut acc = vec![Acc::EMPTY; ids.len()];
     let mut weights = vec![0f32; rewards.len()];
-    let mut group_index = vec![0u32; rewards.len()];
-    for run in &runs {
-        let g = run.group as usize;
-        group_index[run.start..run.end].fill(run.group);
-        if zero_signal[g] && opts.drop_zero_signal {
-            continue;
+    let mut group_index = vec![0i64; rewards.len()];
+    if runs.len() == ids.len() {
+        // Every group is one run (the usual layout): all passes over a run while it is in cache.
+        for run in &runs {
+            let (xs, a) = (&rewards[run.start..run.end], &mut acc[run.group]);
+            a.add(xs, opts.solved_threshold);
+            a.sq = sq_dev(xs, a.mean());
+            weigh(&mut weights[run.start..run.end], xs, a, opts);
+            group_index[run.start..run.end].fill(run.group as i64);
         }
-        let (m, sd, n, total) = (mean[g], std[g], acc[g].count as f64, acc[g].sum);
-        let out = &mut weights[run.start..run.end];
-        let xs = &rewards[run.start..run.end];
-        for (w, &r) in out.iter_mut().zip(xs) {
-            let r = r as f64;
-            *w = match opts.scheme {
-                Scheme::GroupNorm => (r - m) / (sd + opts.eps),
-                Scheme::MeanBaseline => r - m,
-                Scheme::Raw => r,
-                Scheme::Rloo if n < 2.0 => 0.0,
-                Scheme::Rloo => r - (total - r) / (n - 1.0),
-            } as f32;
+    } else {
+        for run in &runs {
+            acc[run.group].add(&rewards[run.start..run.end], opts.solved_threshold);
+        }
+        for run in &runs {
+            let a = &mut acc[run.group];
+            a.sq += sq_dev(&rewards[run.start..run.end], a.mean());
+        }
+        for run in &runs {
+            let (xs, a) = (&rewards[run.start..run.end], &acc[run.group]);
+            weigh(&mut weights[run.start..run.end], xs, a, opts);
+            group_index[run.start..run.end].fill(run.group as i64);
         }
     }
 
@@ -240,14 +283,14 @@ pub fn group_weights(
         group_index,
         stats: GroupStats {
             ids,
-            size: acc.iter().map(|a| a.count).collect(),
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            std: std.iter().map(|&s| s as f32).collect(),
+            size: acc.iter().map(|a| a.count as i64).collect(),
+            mean: acc.iter().map(|a| a.mean() as f32).collect(),
+            std: acc.iter().map(|a| a.std() as f32).collect(),
             solved: acc
                 .iter()
                 .map(|a| a.solved as f32 / a.count as f32)
                 .collect(),
-            zero_signal,
+            zero_signal: acc.iter().map(|a| a.uniform).collect(),
         },
     })
 }
@@ -373,7 +416,7 @@ mod tests {
                     }
                     prop_assert!(w.is_finite());
                 }
-                let total: u32 = out.stats.size.iter().sum();
+                let total: i64 = out.stats.size.iter().sum();
                 prop_assert_eq!(total as usize, rewards.len());
             }
         }

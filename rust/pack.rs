@@ -260,6 +260,147 @@ impl<'a> Sequences<'a> {
     }
 }
 
+/// Sequences whose prompt ids are stored once per group (the K completions of a question share
+/// them): sequence `i` is `prompts[prompt_offsets[g]..prompt_offsets[g+1]]` with `g = group[i]`,
+/// then `completions[completion_offsets[i]..completion_offsets[i+1]]`. Ids are int32, as samplers
+/// give them.
+#[derive(Clone, Copy, Debug)]
+pub struct Grouped<'a> {
+    pub prompts: &'a [i32],
+    pub prompt_offsets: &'a [i64],
+    pub completions: &'a [i32],
+    pub completion_offsets: &'a [i64],
+    pub group: &'a [i64],
+    pub weights: &'a [f32],
+}
+
+fn check_offsets(what: &'static str, offsets: &[i64], tokens: usize, n: usize) -> CoreResult<()> {
+    if offsets.len() != n + 1 {
+        return Err(CoreError::LengthMismatch {
+            what,
+            expected: n + 1,
+            got: offsets.len(),
+        });
+    }
+    if offsets[0] != 0 || offsets[n] != tokens as i64 {
+        return Err(CoreError::invalid(
+            what,
+            format!(
+                "must start at 0 and end at the number of tokens ({tokens}), got {}..{}",
+                offsets[0], offsets[n]
+            ),
+        ));
+    }
+    if let Some(i) = offsets.windows(2).position(|w| w[1] < w[0]) {
+        return Err(CoreError::invalid(what, format!("decrease at entry {i}")));
+    }
+    Ok(())
+}
+
+impl<'a> Grouped<'a> {
+    /// Check the layout once: offsets rise over their buffers, every sequence names a group with
+    /// a prompt of at least one token, weights are finite.
+    pub fn validate(&self) -> CoreResult<()> {
+        let n = self.group.len();
+        let groups = self.prompt_offsets.len().saturating_sub(1);
+        check_offsets(
+            "prompt_offsets",
+            self.prompt_offsets,
+            self.prompts.len(),
+            groups,
+        )?;
+        check_offsets(
+            "completion_offsets",
+            self.completion_offsets,
+            self.completions.len(),
+            n,
+        )?;
+        if self.weights.len() != n {
+            return Err(CoreError::LengthMismatch {
+                what: "weights",
+                expected: n,
+                got: self.weights.len(),
+            });
+        }
+        for (i, &g) in self.group.iter().enumerate() {
+            if g < 0 || g as usize >= groups {
+                return Err(CoreError::invalid(
+                    "group",
+                    format!("sequence {i} names group {g}, but there are {groups} prompts"),
+                ));
+            }
+            if self.prompt_offsets[g as usize + 1] == self.prompt_offsets[g as usize] {
+                return Err(CoreError::invalid(
+                    "prompt_offsets",
+                    format!("the prompt of group {g} (sequence {i}) has no tokens"),
+                ));
+            }
+        }
+        if let Some(i) = self.weights.iter().position(|w| !w.is_finite()) {
+            return Err(CoreError::invalid(
+                "weights",
+                format!("weight of sequence {i} is {}", self.weights[i]),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a micro-batch needs of each sequence, whatever the storage.
+pub trait SequenceSource: Sync {
+    /// Number of sequences.
+    fn count(&self) -> usize;
+    /// (prompt tokens, all tokens) of sequence `i`.
+    fn lens(&self, i: usize) -> (usize, usize);
+    fn weight(&self, i: usize) -> f32;
+    /// Append the ids of sequence `i` (prompt, then completion) to `out`.
+    fn extend_ids(&self, i: usize, out: &mut Vec<i64>);
+}
+
+impl SequenceSource for Sequences<'_> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn lens(&self, i: usize) -> (usize, usize) {
+        let len = (self.offsets[i + 1] - self.offsets[i]) as usize;
+        (self.prompt_lens[i] as usize, len)
+    }
+    fn weight(&self, i: usize) -> f32 {
+        self.weights[i]
+    }
+    fn extend_ids(&self, i: usize, out: &mut Vec<i64>) {
+        out.extend_from_slice(&self.tokens[self.offsets[i] as usize..self.offsets[i + 1] as usize]);
+    }
+}
+
+impl Grouped<'_> {
+    fn prompt(&self, i: usize) -> &[i32] {
+        let g = self.group[i] as usize;
+        &self.prompts[self.prompt_offsets[g] as usize..self.prompt_offsets[g + 1] as usize]
+    }
+    fn completion(&self, i: usize) -> &[i32] {
+        &self.completions
+            [self.completion_offsets[i] as usize..self.completion_offsets[i + 1] as usize]
+    }
+}
+
+impl SequenceSource for Grouped<'_> {
+    fn count(&self) -> usize {
+        self.group.len()
+    }
+    fn lens(&self, i: usize) -> (usize, usize) {
+        let p = self.prompt(i).len();
+        (p, p + self.completion(i).len())
+    }
+    fn weight(&self, i: usize) -> f32 {
+        self.weights[i]
+    }
+    fn extend_ids(&self, i: usize, out: &mut Vec<i64>) {
+        out.extend(self.prompt(i).iter().map(|&t| t as i64));
+        out.extend(self.completion(i).iter().map(|&t| t as i64));
+    }
+}
+
 /// The flat buffers of one micro-batch. Token `j` is predicted from the logits at `j - 1`;
 /// `loss_mask[j]` is true for completion tokens (never for the first token of a sequence).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -275,8 +416,8 @@ pub struct MicroBatch {
 }
 
 /// Check that `index` names valid sequences; returns the micro-batch's token count.
-fn index_tokens(offsets: &[i64], index: &[u32]) -> CoreResult<usize> {
-    let n = offsets.len().saturating_sub(1);
+fn index_tokens(seqs: &impl SequenceSource, index: &[u32]) -> CoreResult<usize> {
+    let n = seqs.count();
     let mut total = 0usize;
     for &i in index {
         if i as usize >= n {
@@ -285,7 +426,7 @@ fn index_tokens(offsets: &[i64], index: &[u32]) -> CoreResult<usize> {
                 format!("sequence {i} is out of range for {n} sequences"),
             ));
         }
-        total += (offsets[i as usize + 1] - offsets[i as usize]) as usize;
+        total += seqs.lens(i as usize).1;
     }
     if total > i32::MAX as usize {
         return Err(CoreError::invalid("index", "micro-batch over 2^31 tokens"));
@@ -294,19 +435,31 @@ fn index_tokens(offsets: &[i64], index: &[u32]) -> CoreResult<usize> {
 }
 
 /// The input ids of the micro-batch holding sequences `index`: their tokens, concatenated.
-pub fn gather_input_ids(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<Vec<i64>> {
-    let mut ids = Vec::with_capacity(index_tokens(seqs.offsets, index)?);
+pub fn gather_input_ids(seqs: &impl SequenceSource, index: &[u32]) -> CoreResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(index_tokens(seqs, index)?);
     for &i in index {
-        let (start, end) = (seqs.offsets[i as usize], seqs.offsets[i as usize + 1]);
-        ids.extend_from_slice(&seqs.tokens[start as usize..end as usize]);
+        seqs.extend_ids(i as usize, &mut ids);
     }
     Ok(ids)
 }
 
+/// Where a micro-batch carries the sequence weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// One per token, 0 on prompt tokens (`token_weights` lines up with `input_ids`).
+    PerToken,
+    /// One per target (completion) token only, in order: what the loss multiplies.
+    PerTarget,
+}
+
 /// Everything of the micro-batch but its input ids (left empty): positions, loss mask, weights and
-/// cumulative lengths. Needs only `offsets`, `prompt_lens` and `weights` of `seqs`.
-pub fn layout(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<MicroBatch> {
-    let total = index_tokens(seqs.offsets, index)?;
+/// cumulative lengths.
+pub fn layout(
+    seqs: &impl SequenceSource,
+    index: &[u32],
+    weights: WeightLayout,
+) -> CoreResult<MicroBatch> {
+    let total = index_tokens(seqs, index)?;
     let mut mb = MicroBatch {
         input_ids: Vec::new(),
         position_ids: Vec::with_capacity(total),
@@ -316,29 +469,50 @@ pub fn layout(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<MicroBatch> {
     };
     mb.cu_seqlens.push(0);
     for &i in index {
-        let i = i as usize;
-        let len = (seqs.offsets[i + 1] - seqs.offsets[i]) as usize;
+        let (p, len) = seqs.lens(i as usize);
         // The first token has no logits before it in its own sequence, so it is never a target.
-        let prompt = (seqs.prompt_lens[i] as usize).max(1).min(len);
+        let prompt = p.max(1).min(len);
         mb.position_ids.extend(0..len as i64);
         mb.loss_mask.resize(mb.loss_mask.len() + prompt, false);
         mb.loss_mask
             .resize(mb.loss_mask.len() + (len - prompt), true);
-        mb.token_weights
-            .resize(mb.token_weights.len() + prompt, 0.0);
-        mb.token_weights
-            .resize(mb.token_weights.len() + (len - prompt), seqs.weights[i]);
+        if weights == WeightLayout::PerToken {
+            mb.token_weights
+                .resize(mb.token_weights.len() + prompt, 0.0);
+        }
+        mb.token_weights.resize(
+            mb.token_weights.len() + (len - prompt),
+            seqs.weight(i as usize),
+        );
         mb.cu_seqlens.push(mb.position_ids.len() as i32);
     }
     Ok(mb)
 }
 
 /// Build the micro-batch holding sequences `index` (in that order). `seqs` must be validated.
-pub fn build_microbatch(seqs: &Sequences<'_>, index: &[u32]) -> CoreResult<MicroBatch> {
+pub fn build_microbatch(
+    seqs: &impl SequenceSource,
+    index: &[u32],
+    weights: WeightLayout,
+) -> CoreResult<MicroBatch> {
     let input_ids = gather_input_ids(seqs, index)?;
     Ok(MicroBatch {
         input_ids,
-        ..layout(seqs, index)?
+        ..layout(seqs, index, weights)?
+    })
+}
+
+/// Every micro-batch of `bins` (one optimizer step's), built in parallel on empg's pool.
+pub fn build_microbatches(
+    seqs: &impl SequenceSource,
+    bins: &[Vec<u32>],
+    weights: WeightLayout,
+) -> CoreResult<Vec<MicroBatch>> {
+    use rayon::prelude::*;
+    crate::parallel::install(|| {
+        bins.par_iter()
+            .map(|b| build_microbatch(seqs, b, weights))
+            .collect()
     })
 }
 
@@ -385,12 +559,69 @@ mod tests {
             weights: &[0.5, -1.0],
         };
         seqs.validate().unwrap();
-        let mb = build_microbatch(&seqs, &[1, 0]).unwrap();
+        let mb = build_microbatch(&seqs, &[1, 0], WeightLayout::PerToken).unwrap();
         assert_eq!(mb.input_ids, vec![4, 5, 6, 1, 2, 3]);
         assert_eq!(mb.position_ids, vec![0, 1, 2, 0, 1, 2]);
         assert_eq!(mb.loss_mask, vec![false, true, true, false, false, true]);
         assert_eq!(mb.token_weights, vec![0.0, -1.0, -1.0, 0.0, 0.0, 0.5]);
         assert_eq!(mb.cu_seqlens, vec![0, 3, 6]);
+    }
+
+    #[test]
+    fn grouped_sequences_share_their_prompt() {
+        // group 0: prompt [1, 2]; group 1: prompt [7]. Sequences: (g0, [3]), (g1, [8, 9]), (g0, [4, 5]).
+        let seqs = Grouped {
+            prompts: &[1, 2, 7],
+            prompt_offsets: &[0, 2, 3],
+            completions: &[3, 8, 9, 4, 5],
+            completion_offsets: &[0, 1, 3, 5],
+            group: &[0, 1, 0],
+            weights: &[0.5, -1.0, 2.0],
+        };
+        seqs.validate().unwrap();
+        let mbs =
+            build_microbatches(&seqs, &[vec![2, 1], vec![0]], WeightLayout::PerToken).unwrap();
+        assert_eq!(mbs[0].input_ids, vec![1, 2, 4, 5, 7, 8, 9]);
+        assert_eq!(mbs[0].position_ids, vec![0, 1, 2, 3, 0, 1, 2]);
+        assert_eq!(
+            mbs[0].loss_mask,
+            vec![false, false, true, true, false, true, true]
+        );
+        assert_eq!(
+            mbs[0].token_weights,
+            vec![0.0, 0.0, 2.0, 2.0, 0.0, -1.0, -1.0]
+        );
+        assert_eq!(mbs[0].cu_seqlens, vec![0, 4, 7]);
+        assert_eq!(mbs[1].input_ids, vec![1, 2, 3]);
+        // The same sequences stored flat give the same buffers.
+        let tokens = [1, 2, 3, 7, 8, 9, 1, 2, 4, 5];
+        let flat = Sequences {
+            tokens: &tokens,
+            offsets: &[0, 3, 6, 10],
+            prompt_lens: &[2, 1, 2],
+            weights: &[0.5, -1.0, 2.0],
+        };
+        assert_eq!(
+            build_microbatch(&flat, &[2, 1], WeightLayout::PerToken).unwrap(),
+            mbs[0]
+        );
+        let targets = build_microbatch(&seqs, &[2, 1], WeightLayout::PerTarget).unwrap();
+        assert_eq!(targets.token_weights, vec![2.0, 2.0, -1.0, -1.0]);
+        let bad = Grouped {
+            group: &[0, 2, 0],
+            ..seqs
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("group 2"));
+        let bad = Grouped {
+            prompt_offsets: &[0, 2, 2],
+            prompts: &[1, 2],
+            ..seqs
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("no tokens"));
     }
 
     #[test]
@@ -473,7 +704,7 @@ mod tests {
             let s = Sequences { tokens: &tokens, offsets: &offsets, prompt_lens: &prompt_lens, weights: &weights };
             s.validate().unwrap();
             let index: Vec<u32> = (0..seqs.len() as u32).rev().collect();
-            let mb = build_microbatch(&s, &index).unwrap();
+            let mb = build_microbatch(&s, &index, WeightLayout::PerToken).unwrap();
             let masked = mb.loss_mask.iter().filter(|&&m| m).count();
             prop_assert_eq!(masked, seqs.iter().map(|s| s.1).sum::<usize>());
             prop_assert_eq!(mb.input_ids.len(), tokens.len());

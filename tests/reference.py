@@ -8,6 +8,7 @@ dicts, lists and loops, no numpy.
 from __future__ import annotations
 
 import math
+import re
 
 
 def group_weights(rewards, group_ids, scheme="group_norm", eps=1e-6, solved_threshold=1.0, drop_zero_signal=True):
@@ -76,3 +77,22 @@ def build_microbatch(seqs, prompt_lens, weights, index):
             out["token_weights"].append(weights[i] if t >= p else 0.0)
         out["cu_seqlens"].append(len(out["input_ids"]))
     return out
+
+
+BEHAVIOURS = {
+    "decomposition": re.compile(
+        r"\b(first(ly)?|second(ly)?|then|next|finally|step \d+|break (it|this) down|sub-?problems?)\b",
+        re.IGNORECASE),
+    "verification": re.compile(
+        r"\b(check(ing)?|verify(ing)?|double[- ]check|confirm(s|ed)?|let me make sure|plug(ging)? (it )?back)\b",
+        re.IGNORECASE),
+    "backtracking": re.compile(
+        r"\b(wait|actually|let me (re\w+)|i made a mistake|that'?s (wrong|incorrect)|instead)\b",
+        re.IGNORECASE),
+}
+
+
+def behaviour_counts(texts):
+    """How many texts match each behaviour pattern, with Python's ``re`` (what empg used before
+    the Rust core counted them)."""
+    return {name: sum(1 for t in texts if pat.search(t)) for name, pat in BEHAVIOURS.items()}

@@ -11,6 +11,7 @@ import torch
 
 from empg.losses import LossParams
 from empg.mstep import MStepSettings, Samples, accumulate_gradients, score
+from empg.samples import TokenLogProbs
 from empg.prompts import get_template
 from empg.sampling import SamplingParams
 from empg.samplers.hf import TransformersSampler
@@ -70,7 +71,8 @@ def test_shared_loss_and_gradients_equal_plain(tokenizer, dtype, tol, fewshot, a
             np.testing.assert_allclose(a, b, rtol=0, atol=100 * tol, err_msg=f"old log-probs, sequence {i}")
         # Move the old policy away so the ratio is not 1 and clipping engages on some tokens.
         noise = np.random.default_rng(2)
-        samples.old_logp = [x + noise.normal(scale=0.3, size=x.shape).astype(np.float32) for x in old_plain]
+        shift = torch.from_numpy(noise.normal(scale=0.3, size=old_plain.values.shape).astype(np.float32))
+        samples.old_logp = TokenLogProbs(old_plain.values + shift, old_plain.offsets)
     base = dict(algo=algo, mini_batch_size=len(index), token_budget=96, loss=LossParams(clip_eps=0.2),
                 bf16_autocast=False)
     plain = MStepSettings(**base, share_prefix=False)

@@ -8,7 +8,7 @@ replaced by a replay of those ids:
   the transformers sampler's own post-processing, :func:`empg.samplers.hf.cut_completion`, which
   decodes), i.e. ``empg.verify_batch`` + ``empg.group_weights`` + dropping zero-signal groups +
   flattening + the run statistics; then the M-step's packed micro-batches for all kept sequences
-  (``empg.mstep._microbatches``: ``empg.pack_microbatches`` + ``empg.build_microbatch`` + tensors)
+  (``empg.mstep._microbatches``: ``empg.pack_microbatches`` + ``Samples.microbatches`` + tensors)
   and one metrics row (``empg.metrics.RunLogger.log``).
 * TRL: a real ``GRPOTrainer`` (tiny model, never run) whose ``_generate_single_turn`` (the
   ``model.generate`` call) returns the ids; then ``trainer._prepare_inputs`` — TRL's own path
@@ -114,12 +114,12 @@ def run_empg(w: Workload, run_dir: str, token_budget: int | None = None) -> Poin
     est = em.e_step(sampler, w.prompt_ids, w.r.answers, params, style="auto", scheme="group_norm")
     t1 = time.perf_counter()
     budget = token_budget or Config().train.token_budget
-    micro = list(mstep._microbatches(est.samples, np.arange(len(est.samples)), budget, torch.device("cpu")))
+    micro = mstep._microbatches(est.samples, np.arange(len(est.samples)), budget, torch.device("cpu"))
     t2 = time.perf_counter()
     log.log(1, {"kind": "train", **est.stats})
     t3 = time.perf_counter()
     log.close()
-    assert sum(len(m.seq_of_token) for m in micro) == int(est.samples.completion_lens.sum())
+    assert sum(m.targets for m in micro) == int(est.samples.completion_lens.sum())
     parts = {"decode": est.stats["time/sampling"], "verify": est.stats["time/verifying"],
              "weights": est.stats["time/weights"],
              "stats": (t1 - t0) - est.stats["time/sampling"] - est.stats["time/verifying"] - est.stats["time/weights"],

@@ -18,8 +18,8 @@ against the number of forward passes).
 The split: generation / reward / weights are the times :func:`empg.em.e_step` itself records
 (``time/sampling``, ``time/verifying``, ``time/weights``). Inside the M-step, timing wrappers
 (same results returned) around ``torch.Tensor.backward`` (backward), the optimizer's ``step``
-(optimizer), empg's packing calls ``pack_microbatches`` / ``build_microbatch`` as the M-step looks
-them up (advantages/packing) and gradient clipping (other, as in TRL's split); forward = the rest
+(optimizer), empg's packing calls ``pack_microbatches`` / ``Samples.microbatches`` as the M-step
+looks them up (advantages/packing) and gradient clipping (other, as in TRL's split); forward = the rest
 of the M-step (the packed forward and the loss). Other = the rest of the iteration's wall time.
 """
 
@@ -81,12 +81,12 @@ class _Instrument:
     def __init__(self, timers: Timers, optimizer: Any) -> None:
         import torch
 
-        from empg import mstep
+        from empg import mstep, samples
 
         self.t = timers
         timers.wrap(optimizer, "step", "optimizer.step")
         timers.wrap(mstep, "pack_microbatches")
-        timers.wrap(mstep, "build_microbatch")
+        timers.wrap(samples.Samples, "microbatches")
         timers.wrap(torch.nn.utils, "clip_grad_norm_")
         timers.wrap(torch.Tensor, "backward")
 
@@ -142,7 +142,7 @@ def main(conn: Any, settings_dict: dict[str, Any], _arg: str) -> None:
 
 def record(timers: Timers, est: Any, mst: dict[str, float], mstep_s: float, wall: float) -> dict[str, Any]:
     t = timers.get
-    packing = t("pack_microbatches") + t("build_microbatch")
+    packing = t("pack_microbatches") + t("microbatches")
     split = {
         "generation": est.stats["time/sampling"],
         "reward": est.stats["time/verifying"],

@@ -17,24 +17,12 @@ from empg import _core
 SCHEMES = ("group_norm", "mean_baseline", "raw", "rloo")
 
 
-class GroupWeights(NamedTuple):
-    """The result of :func:`group_weights`. Per completion: ``weights``, ``group_index`` (into the
-    per-group arrays). Per group, in order of first appearance: ``group_ids``, ``size``, ``mean``,
-    ``std`` (population), ``solved`` (fraction with reward >= the solved threshold) and
-    ``zero_signal`` (all rewards equal: no learning signal, weights 0)."""
-
-    weights: npt.NDArray[np.float32]
-    group_index: npt.NDArray[np.int64]
-    group_ids: npt.NDArray[np.int64]
-    size: npt.NDArray[np.int64]
-    mean: npt.NDArray[np.float32]
-    std: npt.NDArray[np.float32]
-    solved: npt.NDArray[np.float32]
-    zero_signal: npt.NDArray[np.bool_]
-
-    @property
-    def num_dropped(self) -> int:
-        return int(self.zero_signal.sum())
+GroupWeights = _core.GroupWeights
+"""The result of :func:`group_weights` (a frozen class of the core, named fields). Per completion:
+``weights``, ``group_index`` (into the per-group arrays). Per group, in order of first appearance:
+``group_ids``, ``size``, ``mean``, ``std`` (population), ``solved`` (fraction with reward >= the
+solved threshold) and ``zero_signal`` (all rewards equal: no learning signal, weights 0); and
+``num_dropped``, the number of zero-signal groups."""
 
 
 def group_weights(
@@ -55,18 +43,15 @@ def group_weights(
     rewards all agree get weight 0 unless ``drop_zero_signal=False``. A NaN or infinite reward raises
     :class:`~empg.exceptions.InvalidInputError` naming its index.
     """
-    r = np.ascontiguousarray(rewards, dtype=np.float32).reshape(-1)
-    ids = None if group_ids is None else np.ascontiguousarray(group_ids, dtype=np.int64).reshape(-1)
-    out = _core.group_weights(
-        r,
+    return _core.group_weights(
+        np.ascontiguousarray(rewards, dtype=np.float32).reshape(-1),
         group_size=group_size,
-        group_ids=ids,
+        group_ids=None if group_ids is None else np.ascontiguousarray(group_ids, dtype=np.int64).reshape(-1),
         scheme=scheme,
         eps=eps,
         solved_threshold=solved_threshold,
         drop_zero_signal=drop_zero_signal,
     )
-    return GroupWeights(*out)
 
 
 def pack_microbatches(
@@ -84,9 +69,10 @@ def pack_microbatches(
 
 
 class FlatSequences(NamedTuple):
-    """Token sequences in one flat buffer: sequence ``i`` is ``tokens[offsets[i]:offsets[i+1]]``."""
+    """Token sequences in one flat buffer: sequence ``i`` is ``tokens[offsets[i]:offsets[i+1]]``
+    (int64 ids from :func:`flatten_sequences`, int32 from :func:`empg.samples.flatten_ids`)."""
 
-    tokens: npt.NDArray[np.int64]
+    tokens: np.ndarray
     offsets: npt.NDArray[np.int64]
 
     @property

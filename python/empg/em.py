@@ -114,8 +114,7 @@ def e_step(sampler: Sampler, prompts: list[list[int]], answers: list[str], param
     t2 = time.perf_counter()
     gw = group_weights(rewards, group_ids=[r.group for r in rollouts], scheme=scheme)
     keep = np.flatnonzero(~gw.zero_signal[gw.group_index])
-    samples = Samples.from_tokens([rollouts[i].prompt_ids for i in keep],
-                                  [rollouts[i].completion_ids for i in keep], gw.weights[keep])
+    samples = Samples.from_rollouts(rollouts, keep, gw.weights[keep])
     t3 = time.perf_counter()
     summary = RolloutSummary.of(rewards, [len(r.completion_ids) for r in rollouts],
                                 [r.finish_reason == "length" for r in rollouts], gw.solved, gw.zero_signal,

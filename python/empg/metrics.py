@@ -2,8 +2,8 @@
 counts of reasoning behaviours in the sampled rationales.
 
 Behaviours (the paper reports that EM-PG-trained models show them) are counted as the share of
-completions that match simple, documented phrase patterns — a cheap signal to watch, not a
-classifier:
+completions that match simple phrase patterns (counted by the Rust core over all texts in one
+parallel call; patterns in ``docs/behaviours.md``) — a cheap signal to watch, not a classifier:
 
 * ``decomposition``: splitting into steps or sub-problems ("first", "then", "next", "step 2",
   "finally", "break it down", "sub-problem", "let's compute ... first");
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -25,22 +24,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-BEHAVIOURS: dict[str, re.Pattern[str]] = {
-    "decomposition": re.compile(
-        r"\b(first(ly)?|second(ly)?|then|next|finally|step \d+|break (it|this) down|sub-?problems?)\b",
-        re.IGNORECASE),
-    "verification": re.compile(
-        r"\b(check(ing)?|verify(ing)?|double[- ]check|confirm(s|ed)?|let me make sure|plug(ging)? (it )?back)\b",
-        re.IGNORECASE),
-    "backtracking": re.compile(
-        r"\b(wait|actually|let me (re\w+)|i made a mistake|that'?s (wrong|incorrect)|instead)\b",
-        re.IGNORECASE),
-}
+from empg import _core
+
+BEHAVIOURS: dict[str, str] = dict(_core.BEHAVIOURS)  # name -> pattern (Rust ``regex``), docs/behaviours.md
 
 
 def behaviour_counts(texts: Sequence[str]) -> dict[str, int]:
-    """How many of ``texts`` match each behaviour pattern."""
-    return {name: sum(1 for t in texts if pat.search(t)) for name, pat in BEHAVIOURS.items()}
+    """How many of ``texts`` match each behaviour pattern (one parallel call into the core)."""
+    return _core.behaviour_counts(list(texts))
 
 
 def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """The M-step: optimizer steps on one E-step's samples, over packed, padding-free micro-batches.
 
 Each micro-batch is ONE row of concatenated sequences (prompt + completion) with ``position_ids``
-restarting at 0 per sequence, built by the Rust core (:func:`empg.build_microbatch`). With no 2D
+restarting at 0 per sequence, built by the Rust core: all micro-batches of an optimizer step in one
+parallel call (:meth:`empg.samples.Samples.microbatches`, the layout of :func:`empg.build_microbatch`). With no 2D
 attention mask and no KV cache, transformers derives a block-diagonal causal mask from the
 restarting positions (``masking_utils.find_packed_sequence_indices``, used by sdpa, eager and flex;
 flash-attention uses the same positions as varlen boundaries), so no token attends across a
@@ -17,49 +18,19 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from empg import distributed
-from empg.core import FlatSequences, build_microbatch, flatten_sequences, pack_microbatches
+from empg.core import pack_microbatches
 from empg.distributed import SINGLE, Dist
 from empg.exceptions import TrainingError
 from empg.faults import BadStepGuard
 from empg.losses import LOSSES, LossParams, TokenBatch, normaliser_coefficients
+from empg.samples import Samples, TokenLogProbs
 from empg.shared_forward import can_share, shared_microbatches, shared_token_logprobs
-
-
-@dataclass
-class Samples:
-    """The sequences one M-step trains on (zero-signal groups already dropped)."""
-
-    flat: FlatSequences  # prompt + completion token ids of every sequence
-    prompt_lens: np.ndarray  # int64, >= 1 each
-    weights: np.ndarray  # float32, EM weight or GRPO advantage per sequence
-    old_logp: list[np.ndarray] | None = None  # per sequence, per completion token (grpo)
-    ref_logp: list[np.ndarray] | None = None  # per sequence, per completion token (kl_beta > 0)
-
-    @classmethod
-    def from_tokens(cls, prompts: list[list[int]], completions: list[list[int]],
-                    weights: np.ndarray) -> "Samples":
-        if any(len(p) < 1 for p in prompts):
-            raise ValueError("every sequence needs a prompt of at least one token")
-        flat = flatten_sequences([list(p) + list(c) for p, c in zip(prompts, completions)])
-        return cls(flat, np.array([len(p) for p in prompts], dtype=np.int64),
-                   np.asarray(weights, dtype=np.float32))
-
-    def __len__(self) -> int:
-        return len(self.prompt_lens)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return self.flat.lengths
-
-    @property
-    def completion_lens(self) -> np.ndarray:
-        return self.flat.lengths - self.prompt_lens
 
 
 @dataclass(frozen=True)
@@ -119,20 +90,25 @@ ForwardFn = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tens
 @dataclass
 class _Micro:
     index: np.ndarray  # sequence indices, in buffer order
-    tensors: dict[str, torch.Tensor]
-    seq_of_token: np.ndarray  # for each completion token: its sequence
+    tensors: dict[str, torch.Tensor]  # token_weights: one per completion (target) token
+    targets: int  # completion tokens
     shared: bool = False  # run by empg.shared_forward (tensors hold only token_weights)
+
+    def token_index(self, samples: Samples, device: torch.device) -> torch.Tensor:
+        """For each completion token: its place in the Samples' completion buffer (and in
+        recorded log-probs)."""
+        return torch.from_numpy(samples.token_index(self.index)).to(device)
 
 
 def _filler(samples: Samples, device: torch.device) -> _Micro:
     """A zero-weight, two-token micro-batch: under FSDP a rank with fewer micro-batches in a step
     runs these, so that every rank runs the same forwards and backwards (its collectives)."""
-    tok = int(samples.flat.tokens[0]) if len(samples.flat.tokens) else 0
+    tok = int(samples.prompts.tokens[0]) if len(samples.prompts.tokens) else 0
     tensors = {"input_ids": torch.tensor([tok, tok], device=device),
                "position_ids": torch.tensor([0, 1], device=device),
                "loss_mask": torch.tensor([False, True], device=device),
                "token_weights": torch.zeros(1, device=device)}
-    return _Micro(np.zeros(0, dtype=np.int64), tensors, np.zeros(0, dtype=np.int64))
+    return _Micro(np.zeros(0, dtype=np.int64), tensors, 0)
 
 
 def _equalized(micros: list[_Micro], samples: Samples, device: torch.device, d: Dist) -> list[_Micro]:
@@ -144,30 +120,20 @@ def _equalized(micros: list[_Micro], samples: Samples, device: torch.device, d: 
 
 
 def _microbatches(samples: Samples, index: np.ndarray, budget: int,
-                  device: torch.device, share: bool = False) -> Iterator[_Micro]:
+                  device: torch.device, share: bool = False) -> list[_Micro]:
+    """The micro-batches of the sequences ``index`` (one optimizer step's, or a scoring pass's):
+    packed under ``budget``, their buffers built in one call into the core."""
     clens = samples.completion_lens
     if share:
-        for idx in shared_microbatches(samples, index, budget):
-            w = np.repeat(samples.weights[idx], clens[idx]).astype(np.float32)
-            yield _Micro(idx, {"token_weights": torch.from_numpy(w).to(device)},
-                         np.repeat(idx, clens[idx]), shared=True)
-        return
-    groups = pack_microbatches(samples.lengths[index], budget, allow_oversize=True)
-    for g in groups:
-        idx = index[g]
-        mb = build_microbatch(samples.flat.tokens, samples.flat.offsets, samples.prompt_lens,
-                              samples.weights, idx)
-        seq_of_token = np.repeat(idx, clens[idx])
-        mask = mb["loss_mask"]
-        if int(mask.sum()) != len(seq_of_token):
-            raise TrainingError(f"loss mask marks {int(mask.sum())} tokens, expected {len(seq_of_token)}")
-        tensors = {
-            "input_ids": torch.from_numpy(mb["input_ids"]).to(device),
-            "position_ids": torch.from_numpy(mb["position_ids"]).to(device),
-            "loss_mask": torch.from_numpy(mask).to(device),
-            "token_weights": torch.from_numpy(mb["token_weights"][mask]).to(device),
-        }
-        yield _Micro(idx, tensors, seq_of_token)
+        return [_Micro(idx, {"token_weights": torch.from_numpy(np.repeat(samples.weights[idx], clens[idx])).to(device)},
+                       int(clens[idx].sum()), shared=True) for idx in shared_microbatches(samples, index, budget)]
+    idxs = [index[g] for g in pack_microbatches(samples.lengths[index], budget, allow_oversize=True)]
+    return [_Micro(idx, {"input_ids": torch.from_numpy(mb["input_ids"]).to(device),
+                         "position_ids": torch.from_numpy(mb["position_ids"]).to(device),
+                         "loss_mask": torch.from_numpy(mb["loss_mask"]).to(device),
+                         "token_weights": torch.from_numpy(mb["target_weights"]).to(device)},
+                   len(mb["target_weights"]))
+            for idx, mb in zip(idxs, samples.microbatches(idxs))]
 
 
 def _longest(samples: Samples, index: np.ndarray) -> int:
@@ -181,46 +147,38 @@ def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn) -
     return forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
 
 
-def _given(per_seq: list[np.ndarray] | None, micro: _Micro, logp: torch.Tensor,
-           device: torch.device) -> torch.Tensor | None:
+def _given(recorded: TokenLogProbs | None, samples: Samples, micro: _Micro,
+           logp: torch.Tensor) -> torch.Tensor | None:
     """Recorded log-probs (old or reference) of the micro-batch's tokens; a filler's own."""
-    if per_seq is None:
+    if recorded is None:
         return None
-    return _concat(per_seq, micro.index, device) if len(micro.index) else logp.detach().float()
-
-
-def _concat(per_seq: list[np.ndarray], idx: np.ndarray, device: torch.device) -> torch.Tensor:
-    parts = [per_seq[i] for i in idx]
-    arr = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-    return torch.from_numpy(arr.astype(np.float32, copy=False)).to(device)
+    if not len(micro.index):
+        return logp.detach().float()
+    return recorded.values.to(logp.device)[micro.token_index(samples, logp.device)]
 
 
 @torch.no_grad()
 def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = True,
           forward: ForwardFn = token_logprobs, share_prefix: bool = False,
-          dist: Dist = SINGLE) -> list[np.ndarray]:
-    """Per-sequence log-probs of the completion tokens under ``model`` (no grad): the GRPO "old"
-    log-probs right after the E-step, or the frozen reference's (``share_prefix``: each shared
-    prompt prefix run once, see :mod:`empg.shared_forward`). A model sharded over ``dist`` runs
-    the same number of forwards on every rank."""
+          dist: Dist = SINGLE) -> TokenLogProbs:
+    """Log-probs of every completion token under ``model`` (no grad), as one tensor on its device:
+    the GRPO "old" log-probs right after the E-step, or the frozen reference's (``share_prefix``:
+    each shared prompt prefix run once, see :mod:`empg.shared_forward`). A model sharded over
+    ``dist`` runs the same number of forwards on every rank."""
     device = next(model.parameters()).device
-    out: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(samples)
-    clens = samples.completion_lens
+    out = torch.zeros(int(samples.completion_lens.sum()), dtype=torch.float32, device=device)
     sharded = dist.enabled and distributed.is_sharded(model)
     share = (share_prefix and not sharded and forward is token_logprobs
              and can_share(model, _longest(samples, np.arange(len(samples)))))  # else plain
-    micros = list(_microbatches(samples, np.arange(len(samples)), token_budget, device, share))
+    micros = _microbatches(samples, np.arange(len(samples)), token_budget, device, share)
     for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         with autocast_for(device, autocast):
             lp = _logprobs(model, samples, micro, forward)
-        lp_np = lp.float().cpu().numpy()
-        start = 0
-        for i in micro.index:
-            out[i] = lp_np[start:start + clens[i]].copy()
-            start += clens[i]
+        if len(micro.index):
+            out[micro.token_index(samples, device)] = lp.float()
     if sharded:  # FSDP keeps the root's weights gathered after a no-grad forward: shard them again
         model.reshard()
-    return out
+    return TokenLogProbs(out, samples.completions.offsets)
 
 
 def num_steps(n: int, mini_batch_size: int, epochs: int, steps_per_epoch: int = 0) -> int:
@@ -240,6 +198,7 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     so the result does not depend on the packing. Returns this rank's (loss, tokens, loss stats)."""
     loss = LOSSES[settings.algo]
     device = next(model.parameters()).device
+    clens = samples.completion_lens
     coef_seq = np.zeros(len(samples))
     coef_seq[index] = normaliser_coefficients(samples.completion_lens[index], settings.normalize) \
         if coef is None else coef
@@ -248,7 +207,7 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     sharded = dist.enabled and distributed.is_sharded(model)
     share = (settings.share_prefix and not sharded and forward is token_logprobs
              and can_share(model, _longest(samples, index)))
-    micros = list(_microbatches(samples, index, settings.token_budget, device, share))
+    micros = _microbatches(samples, index, settings.token_budget, device, share)
     for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         t = micro.tensors
         with autocast_for(device, settings.bf16_autocast):
@@ -257,10 +216,10 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
         tok = TokenBatch(
             logp=logp.float(),
             weight=t["token_weights"],
-            coef=torch.from_numpy(coef_seq[micro.seq_of_token].astype(np.float32)).to(device)
+            coef=torch.from_numpy(np.repeat(coef_seq[micro.index], clens[micro.index]).astype(np.float32)).to(device)
             if not filler else torch.zeros_like(t["token_weights"]),
-            old_logp=_given(samples.old_logp, micro, logp, device),
-            ref_logp=_given(samples.ref_logp, micro, logp, device),
+            old_logp=_given(samples.old_logp, samples, micro, logp),
+            ref_logp=_given(samples.ref_logp, samples, micro, logp),
         )
         value, stats = loss.fn(tok, settings.loss)
         (value * dist.world if sharded else value).backward()  # FSDP averages: world x mean = sum
@@ -269,7 +228,7 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
         if filler:
             continue
         total += float(value.detach())
-        tokens += len(micro.seq_of_token)
+        tokens += micro.targets
         for k, v in stats.items():
             stats_sum[k] = max(stats_sum[k], v) if k.endswith("_max") else stats_sum[k] + v
     return total, tokens, stats_sum

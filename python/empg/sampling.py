@@ -28,7 +28,7 @@ class Rollout:
     """One sampled completion of one prompt."""
 
     group: int  # index of the prompt in the batch: the K rollouts of a prompt share it
-    prompt_ids: list[int]
+    prompt_ids: list[int]  # one list shared by the K rollouts of a prompt: read, never mutate
     completion_ids: list[int]  # without the prompt; ends at the stop string or EOS, if any
     text: str  # decoded completion
     finish_reason: str  # "stop" (EOS or stop string) or "length" (max_new_tokens reached)

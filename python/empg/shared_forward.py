@@ -5,8 +5,8 @@ prompts share the instruction and few-shot part of the template. The plain packe
 (:func:`empg.mstep.token_logprobs`) runs every ``prompt + completion`` in full. This module runs,
 per micro-batch, three cache-chained forwards instead:
 
-1. the **common prefix** ``S`` of all prompts in the micro-batch (their longest common token prefix,
-   so no template knowledge is needed), one row, WITH gradient, ``use_cache=True``;
+1. the **common prefix** ``S`` of the prompts (their longest common token prefix, so no template
+   knowledge is needed), one row, WITH gradient, ``use_cache=True``;
 2. each distinct prompt's **suffix** ``u_g`` (prompt minus ``S``), one row per group, right-padded,
    attending to ``S`` through its key/value cache expanded to the groups (``expand``: no copy of
    the computation, and autograd sums the gradients of the rows back into ``S``);
@@ -19,9 +19,11 @@ depends on the tokens before it, so every log-prob is the plain one, and since e
 backward are sums, every gradient is the plain one (``tests/test_prefix.py`` checks loss and every
 parameter gradient against the plain path in float64 and float32).
 
-Packing: :func:`shared_microbatches` packs whole groups (split only when one group alone exceeds
-the budget) under the token budget, counting a group's prompt suffix once and the common prefix
-once per micro-batch, via :func:`empg.pack_microbatches` on per-group costs.
+Groups are the ones the sampler made (``Samples.group``) and ``S`` is the prefix common to all
+prompts of the E-step (``Samples.prefix_len``, computed once): no prompt is hashed or compared per
+micro-batch. Packing: :func:`shared_microbatches` packs whole groups (split only when one group
+alone exceeds the budget) under the token budget, counting a group's prompt suffix once and the
+common prefix once per micro-batch, via :func:`empg.pack_microbatches` on per-group costs.
 
 Scope: the families of ``tests/test_families.py`` (Llama, Qwen2, Qwen3, Mistral, Gemma-2/3,
 Granite, Cohere, Phi-3, OLMo-2) with any attention implementation that takes a 2-D padding mask with a
@@ -168,19 +170,16 @@ class Groups:
 
 
 def group_by_prompt(samples: Any, index: np.ndarray) -> Groups:
-    tokens, offsets, plens = samples.flat.tokens, samples.flat.offsets, samples.prompt_lens
-    where: dict[bytes, int] = {}
-    prompts: list[np.ndarray] = []
-    members: list[list[int]] = []
-    for i in index:
-        p = tokens[offsets[i]: offsets[i] + plens[i]]
-        key = p.tobytes()
-        g = where.setdefault(key, len(prompts))
-        if g == len(prompts):
-            prompts.append(p)
-            members.append([])
-        members[g].append(int(i))
-    return Groups(prompts, [np.array(m, dtype=np.int64) for m in members])
+    """By the group ids the Samples carry (no prompt comparison)."""
+    g = samples.group[index]
+    uniq, first, inverse = np.unique(g, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # groups in order of first appearance
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[order] = np.arange(len(uniq))
+    r = rank[inverse.reshape(-1)]
+    members = np.split(np.asarray(index, dtype=np.int64)[np.argsort(r, kind="stable")],
+                       np.cumsum(np.bincount(r, minlength=len(uniq)))[:-1])
+    return Groups([samples.prompt(int(u)) for u in uniq[order]], members)
 
 
 def shared_microbatches(samples: Any, index: np.ndarray, token_budget: int) -> list[np.ndarray]:
@@ -191,7 +190,7 @@ def shared_microbatches(samples: Any, index: np.ndarray, token_budget: int) -> l
     if len(index) == 0:
         return []
     groups = group_by_prompt(samples, index)
-    prefix = common_prefix_len(groups.prompts)
+    prefix = samples.prefix_len
     room = max(1, token_budget - prefix)
     clens = samples.completion_lens
     units: list[np.ndarray] = []
@@ -216,7 +215,7 @@ def shared_microbatches(samples: Any, index: np.ndarray, token_budget: int) -> l
 def shared_tokens(samples: Any, index: np.ndarray) -> int:
     """Tokens the shared forward runs for one micro-batch ``index`` (without padding)."""
     groups = group_by_prompt(samples, index)
-    prefix = common_prefix_len(groups.prompts)
+    prefix = samples.prefix_len
     return prefix + sum(len(p) - prefix for p in groups.prompts) + int(
         samples.completion_lens[index].sum())
 
@@ -269,7 +268,7 @@ def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray) -> torch.
     device = next(model.parameters()).device
     base = model.base_model
     groups = group_by_prompt(samples, index)
-    prefix = common_prefix_len(groups.prompts)
+    prefix = samples.prefix_len
     n_groups = len(groups.prompts)
 
     # 1. The common prefix, once.
@@ -295,8 +294,7 @@ def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray) -> torch.
     # 3. The completions, one row per sequence, attending to their group's cache rows.
     seq_group = np.concatenate([np.full(len(m), g) for g, m in enumerate(groups.members)])
     seqs = np.concatenate(groups.members)
-    comps = [samples.flat.tokens[samples.flat.offsets[i] + samples.prompt_lens[i]: samples.flat.offsets[i + 1]]
-             for i in seqs]
+    comps = [samples.completion(i) for i in seqs]
     rows = torch.from_numpy(seq_group).to(device)
     n_seq = len(seqs)
     parts = [first_hidden[rows]]  # hidden state predicting each sequence's first completion token

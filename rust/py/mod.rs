@@ -2,6 +2,7 @@
 //! attached, releases the interpreter (`py.detach`) for the work, and hands numpy arrays back.
 
 pub mod advantage;
+pub mod behaviour;
 pub mod errors;
 pub mod pack;
 pub mod parallel;

@@ -152,7 +152,7 @@ class TransformersSampler:
             outs = self._batch(chunk, params, seed)
             for j, (ids, text, finish) in enumerate(outs):
                 g = start + j // params.n
-                rollouts.append(Rollout(group=g, prompt_ids=list(prompts[g]), completion_ids=ids,
+                rollouts.append(Rollout(group=g, prompt_ids=chunk[j // params.n], completion_ids=ids,
                                         text=text, finish_reason=finish))
         return rollouts
 

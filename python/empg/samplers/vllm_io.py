@@ -64,6 +64,7 @@ def rollouts_from_outputs(
                 f"vLLM request {request.request_id!r} (prompt {group}) has {len(completions)} completions, "
                 f"expected n={params.n}"
             )
+        prompt_ids = list(prompt)  # one list, shared by the group's rollouts
         for c in completions:
             where = f"vLLM request {request.request_id!r} (prompt {group}) completion {c.index}"
             reason = FINISH_REASONS.get(str(c.finish_reason))
@@ -72,7 +73,7 @@ def rollouts_from_outputs(
             rollouts.append(
                 Rollout(
                     group=group,
-                    prompt_ids=list(prompt),
+                    prompt_ids=prompt_ids,
                     completion_ids=list(c.token_ids),
                     text=c.text,
                     finish_reason=reason,
