@@ -100,7 +100,8 @@ class PromptTemplate:
     def _user_turn(self, question: str) -> str:
         return f"{self.instruction}\n\n{question}" if self.instruction else question
 
-    def _messages(self, question: str) -> list[dict[str, str]]:
+    def messages(self, question: str) -> list[dict[str, str]]:
+        """The chat messages of ``question``: system prompt, few-shot turns, the question's turn."""
         messages: list[dict[str, str]] = [{"role": "system", "content": self.system}] if self.system else []
         for q, a in self.fewshot:
             messages.append({"role": "user", "content": self._user_turn(q)})
@@ -109,7 +110,7 @@ class PromptTemplate:
         return messages
 
     def _chat(self, question: str, tokenizer: Any) -> str:
-        return _apply_chat(tokenizer, self._messages(question), "template 'chat'")
+        return _apply_chat(tokenizer, self.messages(question), "template 'chat'")
 
     # -- public ------------------------------------------------------------------------------
     def render(self, question: str, tokenizer: Any = None) -> str:

@@ -89,6 +89,18 @@ def verifier_reward(reference_column: str = "answer", style: str = "auto") -> Re
     return verifier
 
 
+def verify_rollouts(answers: Sequence[str], style: str = "auto") -> Callable[[Sequence[Any]], Scores]:
+    """A scorer of rollouts (``rollout.group`` indexes ``answers``) by the verifier alone, for code
+    that drives :func:`empg.em.e_step` with bare reference answers (the benchmarks)."""
+    from empg.verify import verify_batch
+
+    def scorer(rollouts: Sequence[Any]) -> Scores:
+        got = verify_batch([r.text for r in rollouts], [answers[r.group] for r in rollouts], style=style)
+        return Scores(np.asarray(got, dtype=np.float64))
+
+    return scorer
+
+
 def import_reward(spec: str) -> RewardFunc:
     """The function at ``package.module:function`` (or ``package.module.function``)."""
     module, sep, attr = spec.partition(":")
@@ -181,10 +193,10 @@ class Rewards:
             try:
                 x = float(v)
             except (TypeError, ValueError):
-                raise RewardError(f"reward function {name!r} returned {v!r} for row {batch.rows[i]} "
+                raise RewardError(f"reward function {name!r} returned {v!r} for {batch.rows[i]} "
                                   f"(completion {i}); expected a number or None") from None
             if not math.isfinite(x):
-                raise RewardError(f"reward function {name!r} returned {x} for row {batch.rows[i]} "
+                raise RewardError(f"reward function {name!r} returned {x} for {batch.rows[i]} "
                                   f"(completion {i}); use None for 'no reward', not NaN/inf")
             arr[i] = x
         return arr
@@ -196,8 +208,8 @@ def _failing_row(f: RewardFunc, batch: Batch) -> str:
         try:
             f(**batch.kwargs([i]))
         except Exception:
-            return f"first failing row: {batch.rows[i]}, completion {i}"
-    return f"on the batch of {len(batch)} completions; no single row raises alone"
+            return f"first failing: {batch.rows[i]}, completion {i}"
+    return f"on the batch of {len(batch)} completions ({batch.rows[0]} .. {batch.rows[-1]}); no single row raises alone"
 
 
 def make_rewards(specs: Sequence[str | RewardFunc], weights: Sequence[float] | None, *,
@@ -222,4 +234,4 @@ def uses_verifier(specs: Sequence[str | RewardFunc]) -> bool:
 
 
 __all__ = ["THINK_PATTERN", "Batch", "RewardError", "RewardFunc", "Rewards", "Scores", "import_reward",
-           "make_rewards", "regex_reward", "uses_verifier", "verifier_reward"]
+           "make_rewards", "regex_reward", "uses_verifier", "verifier_reward", "verify_rollouts"]

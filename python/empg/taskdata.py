@@ -7,7 +7,10 @@ Rows come from ``config.data`` (GSM8K, MATH, the arithmetic task, a file or a hu
 ``datasets.Dataset``, a list of dicts, or a jsonl/json/parquet path; every column kept). The prompt
 is the ``data.question_field`` column (default: the first of ``prompt``, ``question``, ``problem``):
 text goes through the prompt template (instruction, few-shot examples, system prompt), a list of
-``{"role", "content"}`` messages through the tokenizer's chat template. Prompts longer than
+``{"role", "content"}`` messages through the tokenizer's chat template. As in TRL, a row is
+*conversational* when its prompt is messages — given, or made by ``data.template=chat`` — and then
+the reward functions get its prompt as those messages and each completion as
+``[{"role": "assistant", "content": text}]``; otherwise both are text. Prompts longer than
 ``data.max_prompt_length`` tokens are an error naming the row, or lose their first tokens
 (``data.truncation=left``).
 """
@@ -102,8 +105,8 @@ def build_split(rows: Sequence[Mapping[str, Any]], *, where: str, template: Prom
         q = row.get(field)
         if isinstance(q, str) and q.strip():
             text = template.render(q.strip(), tokenizer)
-            prompts.append(text)
-            chat.append(False)
+            prompts.append(template.messages(q.strip()) if template.name == "chat" else text)
+            chat.append(template.name == "chat")
         elif isinstance(q, (list, tuple)) and q:
             text = render_messages(q, tokenizer, system=template.system, where=label)
             prompts.append(list(q))
@@ -113,7 +116,7 @@ def build_split(rows: Sequence[Mapping[str, Any]], *, where: str, template: Prom
             raise DataError(f"{label}: no prompt in column {field!r} (text or a list of messages; "
                             f"columns: {cols}; set data.question_field)")
         texts.append(text)
-    templated = [c or template.name == "chat" for c in chat]
+    templated = chat  # a chat template's output: it decides about BOS
     ids: list[list[int]] = [[] for _ in texts]
     for flag in (False, True):
         pick = [i for i, t in enumerate(templated) if t == flag]
