@@ -95,8 +95,10 @@ def _template(cfg: Config, builtin_rows: bool) -> Any:
 
     d = cfg.data
     task = "arith" if d.source == "arith" else ("gsm8k" if d.source == "gsm8k" else "math")
-    examples = load_fewshot(d.fewshot_file) if d.fewshot_file else None if builtin_rows else ()
-    fewshot = d.fewshot if builtin_rows or d.fewshot_file else 0  # a caller's task: no built-in examples
+    examples = load_fewshot(d.fewshot_file) if d.fewshot_file else None  # None: the task's built-in ones
+    fewshot = d.fewshot
+    if examples is None and not builtin_rows:  # a caller's own task: no built-in examples
+        examples, fewshot = (), 0
     instruction = d.instruction
     if d.instruction_file:
         path = Path(d.instruction_file).expanduser()
@@ -107,7 +109,14 @@ def _template(cfg: Config, builtin_rows: bool) -> Any:
                         system=d.system_prompt, examples=examples)
 
 
-def load_rows(cfg: Config, inputs: Inputs, dist: Dist) -> tuple[list[dict], list[dict], dict[str, float]]:
+@dataclass
+class TaskRows:
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]]
+    skipped: dict[str, float]  # bad rows skipped (data.skip_bad_rows), for the metrics
+
+
+def load_rows(cfg: Config, inputs: Inputs, dist: Dist) -> TaskRows:
     """Training and held-out rows: the caller's datasets, else ``config.data``'s problems."""
     from empg.data import load_problems
 
@@ -115,7 +124,7 @@ def load_rows(cfg: Config, inputs: Inputs, dist: Dist) -> tuple[list[dict], list
     if inputs.train_dataset is not None:
         train = read_dataset(inputs.train_dataset, "train_dataset")
         test = read_dataset(inputs.eval_dataset, "eval_dataset") if inputs.eval_dataset is not None else []
-        return train, test, {}
+        return TaskRows(train, test, {})
     common: dict[str, Any] = dict(path=d.path or None, levels=d.levels or None, skip_bad_rows=d.skip_bad_rows,
                                   question_field=d.question_field or None, answer_field=d.answer_field or None)
     problems, train_report = load_problems(d.source, split=d.train_split, limit=d.limit or None,
@@ -127,7 +136,7 @@ def load_rows(cfg: Config, inputs: Inputs, dist: Dist) -> tuple[list[dict], list
     if not problems or not held_out:
         raise DataError(f"data.source={d.source!r}: {len(problems)} training and {len(held_out)} held-out "
                         "problems; both must be non-empty")
-    return problem_rows(problems), problem_rows(held_out), skipped
+    return TaskRows(problem_rows(problems), problem_rows(held_out), skipped)
 
 
 def build(cfg: Config, inputs: Inputs | None = None, *, model_path: str | None = None,
@@ -150,7 +159,8 @@ def build(cfg: Config, inputs: Inputs | None = None, *, model_path: str | None =
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-    train_rows, test_rows, skipped = load_rows(cfg, inputs, dist)
+    rows = load_rows(cfg, inputs, dist)
+    train_rows, test_rows = rows.train, rows.eval
     where = "train_dataset" if custom else f"{d.source}/{d.train_split}"
     s_where = "eval_dataset" if custom else f"{d.source}/{d.eval_split}"
     origin = "train_dataset/eval_dataset" if custom else f"{d.source} ({d.train_split}/{d.eval_split})"
@@ -189,7 +199,7 @@ def build(cfg: Config, inputs: Inputs | None = None, *, model_path: str | None =
     s = Setup(cfg=cfg, model=model, tokenizer=tokenizer,
               sampler=make_sampler(cfg.sampling.sampler, rollout_model, tokenizer, cfg),
               train=train, eval=test, rewards=rewards, stop=stop, dist=dist)
-    s.extra.update(skipped)
+    s.extra.update(rows.skipped)
     s.guard = faults.BadStepGuard(cfg.train.max_bad_steps)
     if for_training:
         _training_state(s, resume_from, sharded, device)
@@ -223,4 +233,4 @@ def _training_state(s: Setup, resume_from: Path | None, sharded: bool, device: t
         torch.manual_seed(t.seed)
 
 
-__all__ = ["Inputs", "Setup", "build", "cpu_threads", "load_rows"]
+__all__ = ["Inputs", "Setup", "TaskRows", "build", "cpu_threads", "load_rows"]

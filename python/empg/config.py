@@ -360,15 +360,6 @@ def validate(cfg: Config) -> None:
         _need(1 <= k <= max(e.samples, 1), "eval.pass_k", f"k={k} must be in [1, eval.samples]")
     _need(cfg.model.threads >= 0, "model.threads", "must be >= 0")
     _need(cfg.data.fewshot >= 0, "data.fewshot", "must be >= 0")
-    _need(cfg.data.max_prompt_length >= 0, "data.max_prompt_length", "must be >= 0")
-    _need(cfg.data.truncation in ("error", "left"), "data.truncation", "must be 'error' or 'left'")
-    r = cfg.reward
-    _need(not r.weights or len(r.weights) == max(len(r.funcs), 1), "reward.weights",
-          f"{len(r.weights)} weights for {max(len(r.funcs), 1)} reward functions")
-    from empg.trackers import TRACKERS
-
-    for name in cfg.log.report_to:
-        _need(name in TRACKERS, "log.report_to", f"{name!r} is not one of {sorted(TRACKERS)}")
     _need(cfg.data.eval_limit >= 0 and cfg.data.limit >= 0, "data.limit", "must be >= 0")
     _need(cfg.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     _need(cfg.checkpoint.every >= 0, "checkpoint.every", "must be >= 0")
@@ -384,6 +375,20 @@ def validate(cfg: Config) -> None:
         _need(Path(src).expanduser().is_file() or is_hub_name(src), "data.source",
               f"{src!r} is neither a known source (arith, gsm8k, math, math500, math_hard), an "
               "existing file nor a hub dataset name (owner/name)")
+    _validate_task(cfg)
+
+
+def _validate_task(cfg: Config) -> None:
+    """The keys of a task of one's own: prompt length, rewards, trackers."""
+    from empg.trackers import TRACKERS
+
+    _need(cfg.data.max_prompt_length >= 0, "data.max_prompt_length", "must be >= 0")
+    _need(cfg.data.truncation in ("error", "left"), "data.truncation", "must be 'error' or 'left'")
+    r = cfg.reward
+    _need(not r.weights or len(r.weights) == max(len(r.funcs), 1), "reward.weights",
+          f"{len(r.weights)} weights for {max(len(r.funcs), 1)} reward functions")
+    for name in cfg.log.report_to:
+        _need(name in TRACKERS, "log.report_to", f"{name!r} is not one of {sorted(TRACKERS)}")
 
 
 def dump_yaml(cfg: Config) -> str:

@@ -182,7 +182,8 @@ def train(s: Setup, stop: GracefulStop) -> dict[str, Any]:
 def _train_row(s: Setup, est: EStep, mst: dict[str, float], mstep_s: float, sync_s: float) -> dict[str, Any]:
     """The iteration's metrics row (over all ranks under torchrun)."""
     stats = RolloutSummary.merge(distributed.gather(s.dist, est.summary)).stats()
-    row: dict[str, Any] = {"kind": "train", **stats, **est.scores.stats(),
+    scores = Scores.merge(distributed.gather(s.dist, est.scores)).stats()
+    row: dict[str, Any] = {"kind": "train", **stats, **scores,
                            **{f"mstep/{k}": v for k, v in mst.items()},
                            "lr": s.scheduler.get_last_lr()[0], "time/mstep": mstep_s, "time/sync": sync_s}
     total_time = sum(v for k, v in row.items() if k.startswith("time/"))

@@ -133,6 +133,12 @@ class Scores:
     total: np.ndarray
     per_func: dict[str, np.ndarray] = field(default_factory=dict)  # NaN where it returned None
 
+    @staticmethod
+    def merge(parts: Sequence["Scores"]) -> "Scores":
+        """Several ranks' scores as one batch (their completions in rank order)."""
+        return Scores(np.concatenate([p.total for p in parts]),
+                      {k: np.concatenate([p.per_func[k] for p in parts]) for k in parts[0].per_func})
+
     def stats(self) -> dict[str, float]:
         """``reward/<name>`` means (over the completions it scored) and the unscored count."""
         out = {f"reward/{k}": float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
