@@ -108,3 +108,17 @@ def test_rows_from_files_and_lists_name_the_bad_row(tmp_path):
     tpl = get_template("plain", task="arith")
     with pytest.raises(DataError, match=r"train_dataset row 1: no prompt in column 'query'"):
         build_split([{"question": "a"}], where="train_dataset", template=tpl, tokenizer=None, question_field="query")
+
+
+def test_a_datasets_dataset_and_a_hub_name(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_list([{"question": "a", "answer": "1", "n": 3}])
+    assert read_dataset(ds, "train_dataset") == [{"question": "a", "answer": "1", "n": 3}]
+    from empg.config import load_config
+    from empg.data import load_problems
+
+    assert load_config(None, ["data.source=nobody/no-such-dataset"]).data.source == "nobody/no-such-dataset"
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match=r"loading 'nobody/no-such-dataset' from the Hugging Face hub failed"):
+        load_problems("nobody/no-such-dataset", split="train", question_field="q")

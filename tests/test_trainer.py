@@ -212,3 +212,13 @@ def test_a_custom_reward_raises_the_probability_of_its_token(tmp_path):
     p0, p1 = float(before[chosen[0]]), float(after[chosen[0]])
     print(f"P(first token = {trainer.tokenizer.decode(chosen)!r}): {p0:.3f} -> {p1:.3f}")
     assert p1 > p0 + 0.1, (p0, p1)
+
+
+def test_a_model_object_and_its_tokenizer(tmp_path):
+    from empg.models import load_model, load_tokenizer
+
+    model, tok = load_model("tiny-llama", seed=3), load_tokenizer("tiny-llama")
+    trainer = empg.Trainer(model=model, processing_class=tok, train_dataset=ROWS, eval_dataset=ROWS[:1],
+                           config=tiny_config(tmp_path / "run"))
+    assert trainer.model is model and trainer.tokenizer is tok
+    assert trainer.evaluate()["eval/problems"] == 1
