@@ -26,6 +26,7 @@ from typing import Any, Sequence
 from empg import distributed, faults
 from empg.build import Inputs, Setup, build
 from empg.config import Config, dump_yaml, validate
+from empg.exceptions import DataError
 from empg.scoring import RewardFunc
 from empg.signals import GracefulStop
 
@@ -43,7 +44,7 @@ class Trainer:
         if callable(reward_funcs) or isinstance(reward_funcs, str):
             reward_funcs = [reward_funcs]
         if eval_dataset is not None and train_dataset is None:
-            raise ValueError("eval_dataset needs a train_dataset (or neither: config.data decides)")
+            raise DataError("eval_dataset needs a train_dataset (or neither: config.data decides)")
         validate(cfg)
         self.config = cfg
         if distributed.from_env().is_main:  # writable, before any model loads
