@@ -14,7 +14,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -145,51 +145,32 @@ def build(cfg: Config, inputs: Inputs | None = None, *, model_path: str | None =
     from empg import models
 
     inputs = inputs or Inputs()
-    d = cfg.data
     custom = inputs.train_dataset is not None
     specs = list(inputs.reward_funcs) if inputs.reward_funcs is not None else list(cfg.reward.funcs)
     weights = inputs.reward_weights if inputs.reward_weights is not None else cfg.reward.weights
-    reference = (d.answer_field or "answer") if custom else "answer"
-    rewards = make_rewards(specs, weights, reference_column=reference, style=d.verify_style,
+    reference = (cfg.data.answer_field or "answer") if custom else "answer"
+    rewards = make_rewards(specs, weights, reference_column=reference, style=cfg.data.verify_style,
                            format_pattern=cfg.reward.format_pattern)
     template = _template(cfg, builtin_rows=not custom)
-    dist, device = distributed.init(cfg.model.device)
-    if not dist.is_main:  # one set of progress bars and warnings: rank 0's
-        import transformers
-
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
+    dist, device = _init_process(cfg)
     rows = load_rows(cfg, inputs, dist)
-    train_rows, test_rows = rows.train, rows.eval
-    where = "train_dataset" if custom else f"{d.source}/{d.train_split}"
-    s_where = "eval_dataset" if custom else f"{d.source}/{d.eval_split}"
-    origin = "train_dataset/eval_dataset" if custom else f"{d.source} ({d.train_split}/{d.eval_split})"
-    _say(dist, f"empg: {len(train_rows)} training problems, {len(test_rows)} held-out, from {origin}"
-         + (f"; {dist.world} ranks" if dist.enabled else ""))
-    if device.type == "cpu":
-        torch.set_num_threads(cpu_threads(cfg.model.threads))
     resume_from = None
     if for_training and cfg.checkpoint.resume:  # rank 0 decides, so that every rank takes the same
         resume_from = distributed.broadcast(dist, ckpt.latest_complete(Path(cfg.log.run_dir) / "checkpoints"))
     name = str(resume_from) if resume_from else (model_path or cfg.model.name)
-    given = inputs.model if inputs.model is not None and not resume_from and model_path is None else None
-    tokenizer = inputs.tokenizer if inputs.tokenizer is not None else models.load_tokenizer(
-        getattr(given, "name_or_path", "") or name if given is not None else name)
-    kw = dict(template=template, tokenizer=tokenizer, question_field=d.question_field if custom else "question",
-              max_prompt_length=d.max_prompt_length, truncation=d.truncation)
-    train = build_split(train_rows, where=where, **kw)  # type: ignore[arg-type]
-    test = build_split(test_rows, where=s_where, **kw)  # type: ignore[arg-type]
+    given = inputs.model if resume_from is None and model_path is None else None  # the caller's model
+    tokenizer = inputs.tokenizer if inputs.tokenizer is not None else \
+        models.load_tokenizer(getattr(given, "name_or_path", "") or name)
+    train, test = _splits(cfg, rows, template, tokenizer, custom, dist)
     if uses_verifier(specs):
-        for split, why in ((train, "the verifier"), (test, "the verifier")):
-            split.require(reference, f"{why} (set data.answer_field, or pass reward_funcs)")
+        for split in (train, test):
+            split.require(reference, "the verifier (set data.answer_field, or pass reward_funcs)")
     faults.check_token_budget(cfg, train.prompt_ids + test.prompt_ids)
-    if given is not None:
-        model = given
-    else:
+    if given is None:
         _say(dist, f"empg: loading model {name}")
-        model = models.load_model(name, dtype=cfg.model.dtype, seed=cfg.train.seed,
+        given = models.load_model(name, dtype=cfg.model.dtype, seed=cfg.train.seed,
                                   attn=cfg.model.attn_implementation)
-    model = model.to(device)
+    model = given.to(device)
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
@@ -204,6 +185,36 @@ def build(cfg: Config, inputs: Inputs | None = None, *, model_path: str | None =
     if for_training:
         _training_state(s, resume_from, sharded, device)
     return s
+
+
+def _init_process(cfg: Config) -> tuple[Dist, torch.device]:
+    """This process's rank and device (torchrun), quiet transformers on ranks > 0, CPU threads."""
+    dist, device = distributed.init(cfg.model.device)
+    if not dist.is_main:  # one set of progress bars and warnings: rank 0's
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(cfg.model.threads))
+    return dist, device
+
+
+class Splits(NamedTuple):
+    train: Split
+    eval: Split
+
+
+def _splits(cfg: Config, rows: TaskRows, template: Any, tokenizer: Any, custom: bool, dist: Dist) -> Splits:
+    """The training and held-out splits, rendered and tokenized (the caller's rows or config.data's)."""
+    d = cfg.data
+    where = ("train_dataset", "eval_dataset") if custom else (f"{d.source}/{d.train_split}", f"{d.source}/{d.eval_split}")
+    kw: dict[str, Any] = dict(template=template, tokenizer=tokenizer, max_prompt_length=d.max_prompt_length,
+                              truncation=d.truncation, question_field=d.question_field if custom else "question")
+    origin = "train_dataset/eval_dataset" if custom else f"{d.source} ({d.train_split}/{d.eval_split})"
+    _say(dist, f"empg: {len(rows.train)} training problems, {len(rows.eval)} held-out, from {origin}"
+         + (f"; {dist.world} ranks" if dist.enabled else ""))
+    return Splits(build_split(rows.train, where=where[0], **kw), build_split(rows.eval, where=where[1], **kw))
 
 
 def _training_state(s: Setup, resume_from: Path | None, sharded: bool, device: torch.device) -> None:
