@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import machine_line  # noqa: E402
 
-from empg.em import cpu_threads  # noqa: E402
+from empg.build import cpu_threads  # noqa: E402
 from empg.mstep import MStepSettings, Samples, accumulate_gradients, score  # noqa: E402
 from empg.prompts import get_template  # noqa: E402
 from empg.samplers.hf import TransformersSampler  # noqa: E402

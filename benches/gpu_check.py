@@ -4,7 +4,7 @@ Builds, for each model family (``--families``: Qwen2's own class, the paper's fa
 both at Qwen2-0.5B dimensions), a model from a config (random weights), then for each sampler available
 (``transformers`` always; ``vllm`` where ``import vllm`` works and CUDA is there) runs EM iterations:
 E-step (K samples per prompt, a toy verifiable reward), M-step (the trainer's
-:func:`empg.mstep.m_step` with :mod:`empg.attention` log-probs, bf16 autocast over fp32 master
+:func:`empg.mstep.m_step` with :mod:`benches/attention.py` log-probs, bf16 autocast over fp32 master
 weights, fused AdamW), weight sync, and checks that rewards, losses and gradients are finite and that the sampler's log-prob of a
 probe sequence moves as the trainer's does after each sync. Prints tokens/s of sampling and of the
 M-step, and the M-step's model FLOPs utilisation (6 * params * tokens / time) against a bf16 matmul
@@ -36,7 +36,7 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_check_parts as parts  # noqa: E402
 
-from empg.attention import token_logprobs  # noqa: E402
+from attention import token_logprobs  # noqa: E402
 from empg.sampling import SamplingParams  # noqa: E402
 
 TIME_LIMIT_S = 480.0
@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--forward", choices=parts.FORWARDS, default="attention",
-                    help="M-step log-probs: empg.attention (path by cost) or the trainer's packed forward")
+                    help="M-step log-probs: benches/attention.py (path by cost) or the trainer's packed forward")
     args = ap.parse_args(argv)
     small = args.tiny
     args.iterations = args.iterations or (1 if small else 3)
@@ -191,10 +191,10 @@ def run_sampler(name: str, family: str, device: torch.device, args: argparse.Nam
 
 
 def attention_paths(model: torch.nn.Module, rollouts: list[Any], device: torch.device, checks: Checks, name: str) -> None:
-    """On a micro-batch of real rollouts, empg.attention's packed and padded paths and the trainer's
+    """On a micro-batch of real rollouts, benches/attention.py's packed and padded paths and the trainer's
     packed forward give the same completion log-probs; prints each one's forward+backward tokens/s."""
     from empg import build_microbatch, flatten_sequences, mstep
-    from empg.attention import masked_token_logprobs
+    from attention import masked_token_logprobs
 
     seqs = [r.prompt_ids + r.completion_ids for r in rollouts[:16]]
     flat = flatten_sequences(seqs)

@@ -2,7 +2,7 @@
 config), a toy
 verifiable reward, a transformers sampler holding its own inference copy, the trainer's M-step
 (:mod:`empg.mstep`: bf16 autocast over fp32 master weights, fused AdamW, packed micro-batches) with
-:mod:`empg.attention` or the trainer's own forward, a probe of a model's log-probs, and the bf16
+benches/attention.py or the trainer's own forward, a probe of a model's log-probs, and the bf16
 matmul peak.
 
 Nothing here downloads anything: the machine that runs the check has no network.
@@ -21,7 +21,7 @@ import torch
 import transformers
 
 from empg import group_weights
-from empg.attention import masked_token_logprobs, preferred_attn_implementation, token_logprobs
+from attention import masked_token_logprobs, preferred_attn_implementation, token_logprobs
 from empg.sampling import Rollout, SamplingParams
 
 #: Qwen2-0.5B-like dimensions (tied embeddings, GQA 14/2): ~494M parameters.
@@ -186,7 +186,7 @@ def m_step(
 ) -> MStepResult:
     """The trainer's M-step (:func:`empg.mstep.m_step`: EM-PG loss, packed micro-batches, bf16
     autocast on CUDA, gradient clipping) on the rollouts with group-normalised weights, ``steps``
-    optimizer steps. ``forward``: ``attention`` (:func:`empg.attention.masked_token_logprobs`, the
+    optimizer steps. ``forward``: ``attention`` (:func:`attention.masked_token_logprobs`, the
     path chosen by cost) or ``trainer`` (``empg.mstep.token_logprobs``, packed with the head only at
     completion positions)."""
     from empg import mstep

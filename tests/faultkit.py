@@ -86,7 +86,7 @@ def config_text(model_dir: Path, data: Path, run_dir: Path, **overrides: Any) ->
                      "max_new_tokens": 3},
         "train": {"iterations": 3, "mini_batch_size": 4, "lr": 0.01, "warmup_steps": 0, "seed": 0},
         "eval": {"samples": 0, "pass_k": [1]},
-        "log": {"run_dir": str(run_dir), "tensorboard": False, "progress": False},
+        "log": {"run_dir": str(run_dir), "report_to": [], "progress": False},
         "checkpoint": {"every": 1, "keep_last": 2},
     }
     for key, value in overrides.items():

@@ -1,14 +1,21 @@
-"""Every attention path of :func:`empg.attention.token_logprobs` gives the log-probs of separate
-per-sequence forwards, on a tiny real LlamaForCausalLM built from a config."""
+"""Every attention path of :func:`attention.token_logprobs` (``benches/attention.py``, the GPU
+check's log-probs) gives the log-probs of separate per-sequence forwards, on a tiny real
+LlamaForCausalLM built from a config."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from empg import build_microbatch, flatten_sequences
-from empg.attention import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
+
+from attention import (  # noqa: E402
     bucket_sequences,
     choose_path,
     flash_attn_available,
@@ -114,7 +121,7 @@ def test_bucket_sequences_covers_every_index_once_under_the_cap() -> None:
 
 
 def test_selected_logprobs_chunks_equal_unchunked(monkeypatch: pytest.MonkeyPatch) -> None:
-    import empg.attention as attention
+    import attention
 
     torch.manual_seed(1)
     hidden = torch.randn(11, 5)
@@ -159,7 +166,7 @@ def test_flash_varlen_matches_on_cuda() -> None:
 
 @pytest.mark.parametrize("path", ["packed_sdpa", "padded_buckets"])
 def test_masked_form_keeps_loss_positions_in_order(path: str) -> None:
-    from empg.attention import masked_token_logprobs
+    from attention import masked_token_logprobs
 
     model = tiny_llama()
     mb = random_microbatch([6, 3, 9], seed=4)

@@ -88,11 +88,11 @@ def test_train_two_iterations_then_resume(tmp_path, warm_tiny_model, algo, extra
     assert saved["iteration"] == 2 and saved["data_pos"] == 4
 
     # Resume: iteration 3 follows, starting from the saved optimizer state.
-    from empg import em
+    from empg.build import build
     from empg.config import load_config
 
     cfg = load_config(None, [*args, "train.iterations=3", "resume=true"])
-    s = em.setup(cfg)
+    s = build(cfg)
     assert s.iteration == 2 and s.data_pos == 4
     loaded = s.optimizer.state_dict()["state"]
     assert loaded, "optimizer state is empty"

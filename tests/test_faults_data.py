@@ -12,7 +12,7 @@ import pytest
 import faultkit as fk
 from empg.cli import train_main
 
-SENTINEL = "empg: loading model"  # printed by em.setup right before the weights load
+SENTINEL = "empg: loading model"  # printed by empg.build.build right before the weights load
 GOOD = [{"question": f"What is {a} + 1?", "answer": str(a + 1)} for a in range(6)]
 
 # name -> (the bad line written as row 3, the words the error must contain)

@@ -9,7 +9,7 @@ replaced by a replay of those ids:
   decodes), i.e. ``empg.verify_batch`` + ``empg.group_weights`` + dropping zero-signal groups +
   flattening + the run statistics; then the M-step's packed micro-batches for all kept sequences
   (``empg.mstep._microbatches``: ``empg.pack_microbatches`` + ``Samples.microbatches`` + tensors)
-  and one metrics row (``empg.metrics.RunLogger.log``).
+  and one metrics row (``empg.trackers.RunLogger.log``).
 * TRL: a real ``GRPOTrainer`` (tiny model, never run) whose ``_generate_single_turn`` (the
   ``model.generate`` call) returns the ids; then ``trainer._prepare_inputs`` — TRL's own path
   before the loss: prompt tokenisation (chat template), decoding, length metrics,
@@ -104,14 +104,15 @@ def run_empg(w: Workload, run_dir: str, token_budget: int | None = None) -> Poin
 
     from empg import em, mstep
     from empg.config import Config
-    from empg.metrics import RunLogger
+    from empg.scoring import verify_rollouts
+    from empg.trackers import RunLogger
     from empg.sampling import SamplingParams
 
     sampler = ReplaySampler(w.tokenizer, w.completion_ids, w.r.group_size)
     params = SamplingParams(n=w.r.group_size, max_new_tokens=4096, stop=())
-    log = RunLogger(run_dir, tensorboard=False)
+    log = RunLogger(run_dir, report_to=[])
     t0 = time.perf_counter()
-    est = em.e_step(sampler, w.prompt_ids, w.r.answers, params, style="auto", scheme="group_norm")
+    est = em.e_step(sampler, w.prompt_ids, params, verify_rollouts(w.r.answers, "auto"), scheme="group_norm")
     t1 = time.perf_counter()
     budget = token_budget or Config().train.token_budget
     micro = mstep._microbatches(est.samples, np.arange(len(est.samples)), budget, torch.device("cpu"))

@@ -1,12 +1,13 @@
 """The empg side of the head-to-head: empg's own EM iteration through its public API.
 
-The worker (its own process) builds a run with :func:`empg.em.setup` (model from the shared
+The worker (its own process) builds a run with :func:`empg.build.build` (model from the shared
 directory, fp32 on the CPU, the transformers sampler, AdamW at the shared lr, constant schedule,
 no warm-up, ``kl_beta = 0``), then per "step" runs one iteration as :func:`empg.em.train` does:
 
-    e_step  (sampler.generate, empg.verify_batch, empg.group_weights, zero-signal groups dropped)
+    e_step  (sampler.generate, the verifier (empg.scoring.verify_rollouts), empg.group_weights,
+            zero-signal groups dropped)
     m_step  (one optimizer step over all kept sequences, packed micro-batches)
-    sampler.sync_weights; one metrics row through empg.metrics.RunLogger
+    sampler.sync_weights; one metrics row through empg.trackers.RunLogger
 
 on the SAME prompts (token ids identical to TRL's chat-template rendering) with the same sampling
 settings and no stop strings (TRL stops at EOS or the length cap only, so empg does too). The
@@ -69,7 +70,7 @@ def build_config(settings: Settings, path: str, run_dir: str) -> Any:
     t.max_grad_norm = settings.max_grad_norm
     t.seed = settings.seed
     cfg.log.run_dir = run_dir
-    cfg.log.tensorboard = False
+    cfg.log.report_to = []
     cfg.log.progress = False
     cfg.eval.every = 0
     return cfg
@@ -96,7 +97,9 @@ def main(conn: Any, settings_dict: dict[str, Any], _arg: str) -> None:
     import torch
 
     from empg import em
-    from empg.metrics import RunLogger
+    from empg.build import build
+    from empg.scoring import verify_rollouts
+    from empg.trackers import RunLogger
     from empg.sampling import SamplingParams
 
     settings = Settings(**settings_dict)
@@ -108,10 +111,10 @@ def main(conn: Any, settings_dict: dict[str, Any], _arg: str) -> None:
 
         prompts = prompt_ids(AutoTokenizer.from_pretrained(path), rows)
         cfg = build_config(settings, str(path), run_dir)
-        s = em.setup(cfg)
+        s = build(cfg)
         if settings.threads:
             torch.set_num_threads(settings.threads)
-        log = RunLogger(run_dir, tensorboard=False)
+        log = RunLogger(run_dir, report_to=[])
         timers = Timers()
         _Instrument(timers, s.optimizer)
         conn.send(("ready", {"setup_s": time.perf_counter() - t0, "rss_after_load": rss_bytes()}))
@@ -126,8 +129,9 @@ def main(conn: Any, settings_dict: dict[str, Any], _arg: str) -> None:
             params = SamplingParams(n=settings.group_size, temperature=settings.temperature,
                                     top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,
                                     stop=(), seed=settings.seed * 100_003 + it)
-            est = em.e_step(s.sampler, prompts[batch], [r["answer"] for r in rows[batch]], params,
-                            style=cfg.data.verify_style, scheme=cfg.train.scheme)
+            est = em.e_step(s.sampler, prompts[batch], params,
+                            verify_rollouts([r["answer"] for r in rows[batch]], cfg.data.verify_style),
+                            scheme=cfg.train.scheme)
             m0 = time.perf_counter()
             mst = em.m_step(s, est.samples, it + 1)
             m1 = time.perf_counter()

@@ -70,7 +70,7 @@ def problems(settings: Settings) -> list[dict[str, Any]]:
     tpl = template()
     probs = make_arith_problems(settings.prompts_per_iteration * settings.total_iterations,
                                 seed=settings.seed, difficulty=DIFFICULTY, split="train")
-    return [{"prompt": tpl._messages(p.question), "question": p.question, "solution": p.answer,
+    return [{"prompt": tpl.messages(p.question), "question": p.question, "solution": p.answer,
              "answer": p.answer} for p in probs]
 
 

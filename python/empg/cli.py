@@ -50,10 +50,10 @@ def train_main(argv: list[str] | None = None) -> int:
     ns = parser.parse_intermixed_args(argv)  # --resume may come between the overrides
     try:
         cfg = _config(ns)
-        from empg.em import train
+        from empg.trainer import Trainer
 
         try:
-            train(cfg)  # type: ignore[arg-type]
+            Trainer(config=cfg).train()  # type: ignore[arg-type]
         finally:
             from empg.distributed import shutdown
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from empg.exceptions import ConfigError
+from empg.prompts import DEFAULT_INSTRUCTION
 
 
 @dataclass
@@ -34,7 +35,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "arith"  # arith (embedded task) | gsm8k | math | a local .jsonl/.parquet file
+    source: str = "arith"  # arith (embedded task) | gsm8k | math | a local .jsonl/.parquet file |
+    #                        a hub dataset name (owner/name, through datasets.load_dataset)
     path: str = ""  # data directory or file for non-embedded sources ("" = $EMPG_DATA_DIR)
     train_split: str = "train"
     eval_split: str = "test"
@@ -46,6 +48,21 @@ class DataConfig:
     verify_style: str = "auto"  # answer extraction style for the verifier
     shuffle_seed: int = 0
     skip_bad_rows: bool = False  # skip (and count in the logs) malformed rows instead of failing
+    question_field: str = ""  # the column holding the prompt ("" = prompt, question or problem)
+    answer_field: str = ""  # the column holding the reference ("" = answer, or the source's own)
+    system_prompt: str = ""  # a system message first in every prompt ("" = none)
+    instruction: str = DEFAULT_INSTRUCTION  # text before every question ("" = none)
+    instruction_file: str = ""  # read the instruction from this text file instead
+    fewshot_file: str = ""  # worked examples from a jsonl of {question, answer} rows (data.fewshot of them)
+    max_prompt_length: int = 0  # prompt tokens at most (0 = what train.token_budget allows)
+    truncation: str = "error"  # a longer prompt: error (naming the row) | left (keep its last tokens)
+
+
+@dataclass
+class RewardConfig:
+    funcs: list[str] = field(default_factory=list)  # [] = [verifier]; verifier | format | pkg.mod:func
+    weights: list[float] = field(default_factory=list)  # one per function ([] = 1 each); rewards are summed
+    format_pattern: str = r"^\s*<think>.+?</think>\s*\S"  # the 'format' reward's regex (from the start)
 
 
 @dataclass
@@ -101,7 +118,8 @@ class EvalConfig:
 @dataclass
 class LogConfig:
     run_dir: str = "runs/empg"  # metrics, config, plots and checkpoints go here
-    tensorboard: bool = True
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])  # tensorboard | wandb (JSONL always)
+    wandb_project: str = "empg"  # the wandb project (report_to: [wandb]; WANDB_MODE=offline works)
     progress: bool = True  # tqdm progress bar
     samples_to_print: int = 0  # print this many sampled completions per iteration
 
@@ -117,6 +135,7 @@ class CheckpointConfig:
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -353,9 +372,26 @@ def validate(cfg: Config) -> None:
     except ConfigError:
         raise
     if cfg.data.source not in ("arith", "gsm8k", "math", "math500", "math_hard"):
-        _need(Path(cfg.data.source).expanduser().is_file(), "data.source",
-              f"{cfg.data.source!r} is neither a known source (arith, gsm8k, math, math500, "
-              "math_hard) nor an existing file")
+        from empg.data import is_hub_name
+
+        src = cfg.data.source
+        _need(Path(src).expanduser().is_file() or is_hub_name(src), "data.source",
+              f"{src!r} is neither a known source (arith, gsm8k, math, math500, math_hard), an "
+              "existing file nor a hub dataset name (owner/name)")
+    _validate_task(cfg)
+
+
+def _validate_task(cfg: Config) -> None:
+    """The keys of a task of one's own: prompt length, rewards, trackers."""
+    from empg.trackers import TRACKERS
+
+    _need(cfg.data.max_prompt_length >= 0, "data.max_prompt_length", "must be >= 0")
+    _need(cfg.data.truncation in ("error", "left"), "data.truncation", "must be 'error' or 'left'")
+    r = cfg.reward
+    _need(not r.weights or len(r.weights) == max(len(r.funcs), 1), "reward.weights",
+          f"{len(r.weights)} weights for {max(len(r.funcs), 1)} reward functions")
+    for name in cfg.log.report_to:
+        _need(name in TRACKERS, "log.report_to", f"{name!r} is not one of {sorted(TRACKERS)}")
 
 
 def dump_yaml(cfg: Config) -> str:

@@ -23,18 +23,7 @@ from pathlib import Path
 
 from empg.datafiles import HubSpec, RowFormat, parse_rows, read_hub, read_rows
 from empg.exceptions import DataError
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One question with its verifiable reference answer."""
-
-    id: str  # stable id, e.g. "gsm8k/test/17", "test/algebra/1.json", "arith/test/d0/s0/5"
-    question: str
-    answer: str  # reference FINAL answer, extracted once from the gold solution
-    source: str  # "gsm8k" | "math" (also MATH-hard and MATH500) | "arith" | a file path
-    level: int | None = None
-    subject: str | None = None
+from empg.problem import Problem
 
 
 @dataclass
@@ -99,6 +88,11 @@ def default_data_path(source: str, split: str) -> Path:
             raise DataError(f"math500 has only a 'test' split, got split={split!r}")
         return root / "math" / "test500.jsonl"
     raise DataError(f"no default data file for source {source!r} (known: {SOURCES[:-1]})")
+
+
+def is_hub_name(source: str) -> bool:
+    """``owner/name`` with no file suffix: a Hugging Face hub dataset."""
+    return "/" in source and not source.startswith((".", "/", "~")) and Path(source).suffix == ""
 
 
 def _generic_format(question_field: str | None, answer_field: str | None) -> RowFormat:
@@ -176,6 +170,10 @@ def load_problems(
             rows = read_rows(file)
         else:
             rows = read_hub(_HUB["math" if source == "math_hard" else source], split, file)
+    elif not Path(path or source).exists() and is_hub_name(source):
+        fmt = _generic_format(question_field, answer_field).replace(id_prefix=f"{source}/{split}/")
+        rows = read_hub(HubSpec(source, (None,), splits=(split,)), split, Path(path or source))
+        label = source
     else:
         file = Path(path or source)
         if not file.exists():
@@ -207,5 +205,6 @@ __all__ = [
     "Problem",
     "default_data_dir",
     "default_data_path",
+    "is_hub_name",
     "load_problems",
 ]

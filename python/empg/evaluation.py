@@ -3,19 +3,25 @@
 pass@k uses the estimator of Chen et al. (2021, "Evaluating Large Language Models Trained on
 Code"): with ``n`` samples of which ``c`` are correct, ``pass@k = 1 − C(n−c, k) / C(n, k)``, averaged
 over problems. It runs during training (iteration 0 = before any update, then every
-``eval.every`` iterations and at the end) and as ``empg-eval``.
+``eval.every`` iterations and at the end) and as ``empg-eval``. Completions are scored by the run's
+reward functions (the verifier by default); a sample counts as correct for pass@k when its reward
+is above 0.5.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from empg.sampling import Sampler, SamplingParams
-from empg.verify import verify_batch
+from empg import distributed
+from empg.build import Setup, build
+from empg.runtime import GROUP_SEED_STRIDE, sampler_group
+from empg.sampling import Rollout, Sampler, SamplingParams
+
+Score = Callable[[list[Rollout]], np.ndarray]  # a reward per rollout (a rollout's group = its prompt)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -46,10 +52,10 @@ class EvalRaw:
         return EvalRaw(cat[0], cat[1], cat[2], cat[3], max((p.seconds for p in parts), default=0.0))
 
 
-def evaluate_raw(sampler: Sampler, prompt_ids: Sequence[Sequence[int]], answers: Sequence[str], *,
-                 stop: Sequence[str], max_new_tokens: int, style: str = "auto", greedy: bool = True,
+def evaluate_raw(sampler: Sampler, prompt_ids: Sequence[Sequence[int]], score: Score, *,
+                 stop: Sequence[str], max_new_tokens: int, greedy: bool = True,
                  samples: int = 1, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> EvalRaw:
-    """Run the evaluation: greedy and/or ``samples`` sampled completions of every prompt, verified."""
+    """Run the evaluation: greedy and/or ``samples`` sampled completions of every prompt, scored."""
     t0 = time.perf_counter()
     n = len(prompt_ids)
     g_correct: np.ndarray = np.zeros(0)
@@ -58,13 +64,13 @@ def evaluate_raw(sampler: Sampler, prompt_ids: Sequence[Sequence[int]], answers:
     if greedy:
         params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, stop=tuple(stop))
         rolls = sampler.generate(prompt_ids, params) if n else []
-        g_correct = verify_batch([r.text for r in rolls], [answers[r.group] for r in rolls], style=style)
+        g_correct = np.nan_to_num(score(rolls)) if rolls else np.zeros(0)
         g_len = np.array([len(r.completion_ids) for r in rolls], dtype=np.float64)
     if samples > 0:
         params = SamplingParams(n=samples, temperature=temperature, top_p=top_p,
                                 max_new_tokens=max_new_tokens, stop=tuple(stop), seed=seed)
         rolls = sampler.generate(prompt_ids, params) if n else []
-        rewards = verify_batch([r.text for r in rolls], [answers[r.group] for r in rolls], style=style)
+        rewards = np.nan_to_num(score(rolls)) if rolls else np.zeros(0)
         s_rewards = np.zeros((n, samples))
         s_len = np.zeros((n, samples))
         seen = np.zeros(n, dtype=np.int64)
@@ -99,20 +105,23 @@ def eval_metrics(raw: EvalRaw, pass_k: Sequence[int] = (1,)) -> dict[str, Any]:
     return out
 
 
-def evaluate(sampler: Sampler, prompt_ids: Sequence[Sequence[int]], answers: Sequence[str], *,
-             stop: Sequence[str], max_new_tokens: int, style: str = "auto", greedy: bool = True,
-             samples: int = 1, temperature: float = 1.0, top_p: float = 1.0,
-             pass_k: Sequence[int] = (1,), seed: int = 0) -> dict[str, Any]:
-    """Metrics of the sampler's current model on held-out prompts (keys prefixed ``eval/``)."""
-    raw = evaluate_raw(sampler, prompt_ids, answers, stop=stop, max_new_tokens=max_new_tokens,
-                       style=style, greedy=greedy, samples=samples, temperature=temperature,
-                       top_p=top_p, seed=seed)
-    return eval_metrics(raw, pass_k)
+def run_eval(s: Setup) -> dict[str, Any]:
+    """Held-out metrics of the run's current model ({} without held-out rows); under torchrun each
+    sampler group evaluates its share of the problems."""
+    if not len(s.eval):
+        return {}
+    e, smp = s.cfg.eval, s.cfg.sampling
+    group, groups = sampler_group(s)
+    lo, hi = distributed.shard_bounds(len(s.eval), groups, group)
+    rows = list(range(lo, hi))
+    raw = evaluate_raw(s.sampler, s.eval.prompt_ids[lo:hi], lambda rolls: s.rewards(s.eval.batch(rows, rolls)).total,
+                       stop=s.stop, max_new_tokens=e.max_new_tokens or smp.max_new_tokens,
+                       greedy=e.greedy, samples=e.samples, temperature=e.temperature, top_p=smp.top_p,
+                       seed=s.cfg.train.seed * 7919 + 1 + GROUP_SEED_STRIDE * group)
+    parts = distributed.gather(s.dist, raw)[::smp.tensor_parallel_size]  # one copy per sampler group
+    return eval_metrics(EvalRaw.merge(parts), e.pass_k)
 
 
 def main_eval(cfg: Any, checkpoint: str | None = None) -> dict[str, Any]:
     """``empg-eval``: evaluate ``checkpoint`` (or ``cfg.model.name``) on the held-out split."""
-    from empg import em
-
-    setup = em.setup(cfg, model_path=checkpoint, for_training=False)
-    return em.run_eval(setup, iteration=0)
+    return run_eval(build(cfg, model_path=checkpoint, for_training=False))

@@ -35,6 +35,10 @@ class TrainingError(EmpgError):
     """Training cannot go on (e.g. too many non-finite losses in a row)."""
 
 
+class RewardError(EmpgError):
+    """A reward function raised or returned something unusable; the message names it and the row."""
+
+
 __all__ = [
     "EmpgError",
     "InvalidInputError",
@@ -43,4 +47,5 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainingError",
+    "RewardError",
 ]

@@ -1,5 +1,5 @@
-"""Run logs: one JSON object per iteration in ``metrics.jsonl``, the same scalars in TensorBoard, and
-counts of reasoning behaviours in the sampled rationales.
+"""Run metrics: an E-step's rollout statistics, counts of reasoning behaviours in the sampled
+rationales, and reading ``metrics.jsonl`` back (written by :class:`empg.trackers.RunLogger`).
 
 Behaviours (the paper reports that EM-PG-trained models show them) are counted as the share of
 completions that match simple phrase patterns (counted by the Rust core over all texts in one
@@ -16,10 +16,9 @@ parallel call; patterns in ``docs/behaviours.md``) — a cheap signal to watch, 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -85,49 +84,6 @@ class RolloutSummary:
             "tokens/sampled": float(self.lengths.sum()),
             **{f"behaviour/{k}": c / n for k, c in self.behaviours.items()},
         }
-
-
-class RunLogger:
-    """Appends metrics to ``<run_dir>/metrics.jsonl`` and TensorBoard (``<run_dir>/tb``)."""
-
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, enabled: bool = True) -> None:
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / "metrics.jsonl"
-        self.enabled = enabled  # False on every torchrun rank but 0
-        self.writer: Any = None
-        if not enabled:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
-
-    def log(self, iteration: int, metrics: Mapping[str, Any]) -> None:
-        if not self.enabled:
-            return
-        record = {"iteration": iteration, **{k: _plain(v) for k, v in metrics.items()}}
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-        if self.writer is not None:
-            for k, v in record.items():
-                if k != "iteration" and isinstance(v, (int, float)) and not isinstance(v, bool) \
-                        and math.isfinite(v):
-                    self.writer.add_scalar(k, v, iteration)
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _plain(v: Any) -> Any:
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

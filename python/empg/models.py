@@ -31,11 +31,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EMPG_CACHE_DIR", Path.home() / ".cache" / "empg" / "models"))
 
 
-def is_builtin(name: str) -> bool:
-    """True for names resolved by empg itself (no hub, no local path)."""
-    return name in EMBEDDED_ALIASES or _TINY.match(name) is not None
-
-
 def check_model_name(name: str) -> None:
     """Raise :class:`ConfigError` (key ``model.name``) when ``name`` cannot be resolved, before any
     weights load: an unknown alias that looks like a path, or a missing GGUF package."""

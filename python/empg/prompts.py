@@ -8,6 +8,13 @@ Two kinds:
 - ``"chat"``: the tokenizer's chat template, the few-shot pairs as prior user/assistant turns, the
   instruction at the head of every user turn.
 
+A system prompt (``data.system_prompt``) is the chat's first (system) message, or the first
+paragraph of a plain prompt. A conversational row (its prompt a list of ``{"role", "content"}``
+messages) is rendered by :func:`render_messages` through the chat template as it is, the system
+prompt put first when the row has none. Token ids come from :func:`encode`: a BOS token is added
+exactly when the tokenizer adds one itself (``add_bos_token``) and the text is not a chat
+template's output (the template decides there).
+
 Every rendered prompt starts with :meth:`PromptTemplate.shared_prefix` (instruction and few-shot
 part), which the sampler and the M-step may compute once and share between all prompts; the
 prefix ends where the question text starts, so its tokens are a prefix of the prompt's tokens for
@@ -16,10 +23,12 @@ the usual BPE tokenizers (:meth:`PromptTemplate.shared_prefix_ids` checks and tr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
-from empg.exceptions import ConfigError
+from empg.exceptions import ConfigError, DataError
 
 DEFAULT_INSTRUCTION = "Solve the problem. Put the final answer in \\boxed{}."
 TEMPLATE_NAMES = ("plain", "chat")
@@ -74,6 +83,7 @@ class PromptTemplate:
     instruction: str = DEFAULT_INSTRUCTION
     fewshot: tuple[tuple[str, str], ...] = ()  # (question, worked answer ending in \boxed{...})
     stop: tuple[str, ...] = ()  # stop strings for sampling
+    system: str = ""  # system prompt ("" = none)
 
     def __post_init__(self) -> None:
         if self.name not in TEMPLATE_NAMES:
@@ -81,7 +91,8 @@ class PromptTemplate:
 
     # -- plain -------------------------------------------------------------------------------
     def _plain_head(self) -> str:
-        parts = [self.instruction + "\n\n"] if self.instruction else []
+        parts = [self.system + "\n\n"] if self.system else []
+        parts += [self.instruction + "\n\n"] if self.instruction else []
         parts += [f"Question: {q}\nAnswer: {a}\n\n" for q, a in self.fewshot]
         return "".join(parts) + "Question:"
 
@@ -89,8 +100,9 @@ class PromptTemplate:
     def _user_turn(self, question: str) -> str:
         return f"{self.instruction}\n\n{question}" if self.instruction else question
 
-    def _messages(self, question: str) -> list[dict[str, str]]:
-        messages: list[dict[str, str]] = []
+    def messages(self, question: str) -> list[dict[str, str]]:
+        """The chat messages of ``question``: system prompt, few-shot turns, the question's turn."""
+        messages: list[dict[str, str]] = [{"role": "system", "content": self.system}] if self.system else []
         for q, a in self.fewshot:
             messages.append({"role": "user", "content": self._user_turn(q)})
             messages.append({"role": "assistant", "content": a})
@@ -98,15 +110,7 @@ class PromptTemplate:
         return messages
 
     def _chat(self, question: str, tokenizer: Any) -> str:
-        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            raise ConfigError(
-                "template 'chat' needs a tokenizer with a chat template "
-                "(use template 'plain' for base models)"
-            )
-        text = tokenizer.apply_chat_template(
-            self._messages(question), tokenize=False, add_generation_prompt=True
-        )
-        return str(text)
+        return _apply_chat(tokenizer, self.messages(question), "template 'chat'")
 
     # -- public ------------------------------------------------------------------------------
     def render(self, question: str, tokenizer: Any = None) -> str:
@@ -146,14 +150,78 @@ class PromptTemplate:
         return list(prefix[:n])
 
 
+def _apply_chat(tokenizer: Any, messages: list[dict[str, Any]], what: str) -> str:
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"{what} needs a tokenizer with a chat template (use template 'plain' for "
+                          "base models, or rows whose prompt is text)")
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+
+def render_messages(messages: Sequence[dict[str, Any]], tokenizer: Any, *, system: str = "",
+                    where: str = "a conversational row") -> str:
+    """A conversational prompt (``[{"role": ..., "content": ...}, ...]``) through the tokenizer's
+    chat template, ready for the assistant's turn; ``system`` goes first when it has no system
+    message. A malformed message is a :class:`DataError` naming ``where``."""
+    msgs = list(messages)
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or "content" not in m:
+            raise DataError(f"{where}: message {i} is not a {{'role', 'content'}} mapping: {m!r}")
+    if system and not (msgs and msgs[0]["role"] == "system"):
+        msgs.insert(0, {"role": "system", "content": system})
+    return _apply_chat(tokenizer, msgs, where)
+
+
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether the tokenizer puts a BOS token in front of a text by itself (``add_bos_token``, or
+    its post-processor): then a prompt the model sees must start with one, as in its training."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return False
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return bool(ids) and ids[0] == bos
+
+
+def encode(tokenizer: Any, texts: Sequence[str], *, templated: bool) -> list[list[int]]:
+    """Token ids of prompts. Special tokens are never added twice: a chat template's output
+    (``templated``) already holds what the template wants (its BOS included), and a plain text
+    gets the tokenizer's BOS exactly when :func:`adds_bos` says the tokenizer expects one."""
+    ids = [list(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    if not templated and ids and adds_bos(tokenizer):
+        bos = int(tokenizer.bos_token_id)
+        ids = [x if x[:1] == [bos] else [bos, *x] for x in ids]
+    return ids
+
+
+def load_fewshot(path: str | Path) -> tuple[tuple[str, str], ...]:
+    """Worked examples from a jsonl file of ``{"question": ..., "answer": ...}`` rows (the answer a
+    worked solution), in file order; a bad row is a :class:`DataError` naming the file and row."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"config key 'data.fewshot_file': no file at {str(file)!r}")
+    pairs: list[tuple[str, str]] = []
+    for no, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{file}, row {no}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("question", "answer")):
+            raise DataError(f"{file}, row {no}: expected text fields 'question' and 'answer'")
+        pairs.append((row["question"], row["answer"]))
+    return tuple(pairs)
+
+
 def get_template(
-    name: str, *, fewshot: int = 0, task: str = "math", instruction: str | None = None
+    name: str, *, fewshot: int = 0, task: str = "math", instruction: str | None = None,
+    system: str = "", examples: Sequence[tuple[str, str]] | None = None,
 ) -> PromptTemplate:
     """A template by name with ``fewshot`` worked examples for ``task`` ("math", "gsm8k" or
-    "arith"). ``get_template("plain", fewshot=2, task="arith")`` is the embedded default."""
+    "arith"), or from ``examples`` when given. ``get_template("plain", fewshot=2, task="arith")``
+    is the embedded default."""
     if task not in FEWSHOT:
         raise ConfigError(f"task must be one of {tuple(FEWSHOT)}, got {task!r}")
-    pool = FEWSHOT[task]
+    pool = FEWSHOT[task] if examples is None else tuple(examples)
     if not 0 <= fewshot <= len(pool):
         raise ConfigError(f"fewshot for task {task!r} must be in 0..{len(pool)}, got {fewshot}")
     # A plain prompt's model goes on with a new "Question:"; short arith answers also end at a
@@ -166,7 +234,9 @@ def get_template(
         instruction=DEFAULT_INSTRUCTION if instruction is None else instruction,
         fewshot=pool[:fewshot],
         stop=stop,
+        system=system,
     )
 
 
-__all__ = ["DEFAULT_INSTRUCTION", "FEWSHOT", "TEMPLATE_NAMES", "PromptTemplate", "get_template"]
+__all__ = ["DEFAULT_INSTRUCTION", "FEWSHOT", "TEMPLATE_NAMES", "PromptTemplate", "adds_bos", "encode",
+           "get_template", "load_fewshot", "render_messages"]

@@ -29,7 +29,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from empg.data import Problem
+from empg.problem import Problem
 
 SPLITS = ("train", "test")
 DIFFICULTIES = (0, 1, 2, 3, 4)
