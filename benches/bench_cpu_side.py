@@ -9,7 +9,7 @@ This replays sampler output — 1,024 / 4,096 / 16,384 completions of ~256 and ~
 old 16,384 x ~20-token case — and times each system's REAL code on it (everything but the model):
 
 * empg: :func:`empg.em.e_step` with a replay sampler that returns the rollouts as vLLM gives them
-  (ids and text), i.e. ``empg.verify_batch``, ``empg.group_weights``, dropping zero-signal groups,
+  (ids and text), i.e. the default reward (the verifier, ``empg.rewards.combined_reward``), ``empg.group_weights``, dropping zero-signal groups,
   :meth:`empg.samples.Samples.from_rollouts` (ids into flat int32 buffers), the rollout statistics
   with the behaviour counts; then the packed micro-batches of EVERY kept sequence (all optimizer
   steps of the M-step, not only the first: ``empg.mstep._microbatches``, tensors included) under a
@@ -124,23 +124,32 @@ class ReplaySampler(cpu_side.ReplaySampler):
 def run_empg(w: Workload, run_dir: str) -> dict[str, Any]:
     import torch
 
-    from empg import em, metrics, mstep, samples
-    from empg.metrics import RunLogger
+    from empg import em, metrics, mstep, rewards, samples
     from empg.sampling import SamplingParams
+    from empg.scoring import make_rewards
+    from empg.taskdata import Split
+    from empg.trackers import RunLogger
     from vs_trl.timing import Timers
 
     timers = Timers()
-    patched = [(em, "verify_batch"), (em, "group_weights"), (metrics, "behaviour_counts"),
+    patched = [(rewards, "combined_reward"), (em, "group_weights"), (metrics, "behaviour_counts"),
                (samples.Samples, "from_rollouts")]
     originals = [getattr(obj, name) for obj, name in patched]
     for obj, name in patched:
         timers.wrap(obj, name)
     params = SamplingParams(n=K, max_new_tokens=w.length + 1)
-    log = RunLogger(run_dir, tensorboard=False)
+    log = RunLogger(run_dir, report_to=[])
     try:
+        # The trainer's own scorer (empg.em._train): the default reward (the verifier against the
+        # answer column) over the split's batch view of the rollouts.
+        n = len(w.prompt_ids)
+        split = Split(prompts=[""] * n, prompt_ids=w.prompt_ids, conversational=[False] * n,
+                      columns={"answer": list(w.r.answers)}, rows=[f"row {i}" for i in range(n)])
+        reward = make_rewards([], None)
+        rows = list(range(n))
         t0 = time.perf_counter()
-        est = em.e_step(ReplaySampler(w.rollouts), w.prompt_ids, w.r.answers, params, style="auto",
-                        scheme="group_norm")
+        est = em.e_step(ReplaySampler(w.rollouts), w.prompt_ids, params,
+                        lambda rollouts: reward(split.batch(rows, rollouts)), scheme="group_norm")
         t1 = time.perf_counter()
         micro = mstep._microbatches(est.samples, np.arange(len(est.samples)), TOKEN_BUDGET, torch.device("cpu"))
         t2 = time.perf_counter()
@@ -152,9 +161,9 @@ def run_empg(w: Workload, run_dir: str) -> dict[str, Any]:
         log.close()
     assert sum(m.targets for m in micro) == int(est.samples.completion_lens.sum())
     g = timers.get
-    parts = {"verify": g("verify_batch"), "weights": g("group_weights"), "flat ids": g("from_rollouts"),
+    parts = {"verify": g("combined_reward"), "weights": g("group_weights"), "flat ids": g("from_rollouts"),
              "behaviours": g("behaviour_counts"),
-             "other e-step": (t1 - t0) - g("verify_batch") - g("group_weights") - g("from_rollouts")
+             "other e-step": (t1 - t0) - g("combined_reward") - g("group_weights") - g("from_rollouts")
              - g("behaviour_counts"),
              "micro-batches": t2 - t1, "logging": t3 - t2}
     return {"seconds": t3 - t0, "parts": parts, "rewards": np.asarray(est.rewards).tolist(),

@@ -43,7 +43,7 @@ TASK = ["data.source=arith", "data.levels=[1,2]", "data.eval_limit=1000", "eval.
         "train.steps_per_epoch=2", "log.progress=false", "model.threads=1"]
 TINY = ["model.name=tiny-llama", "data.source=arith", "data.eval_limit=8", "eval.every=1", "eval.samples=1",
         "eval.pass_k=[1]", "train.iterations=2", "sampling.prompts_per_iteration=2", "sampling.group_size=4",
-        "sampling.max_new_tokens=8", "log.progress=false", "model.threads=1", "log.tensorboard=false"]
+        "sampling.max_new_tokens=8", "log.progress=false", "model.threads=1", "log.report_to=[]"]
 
 
 def arm_args(objective: str, reuse: int, seed: int, lr: float) -> list[str]:

@@ -15,6 +15,9 @@ float64 (1e-9). A missed logit post-processing moves log-probs by 0.05..0.5 nats
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -82,8 +85,9 @@ def test_packed_and_shared_logprobs_equal_separate_forwards(family):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("path", ["packed_sdpa", "padded_buckets"])
 def test_attention_paths_equal_separate_forwards(family, path):
-    """:mod:`empg.attention` (the GPU check's log-probs) on the same packed micro-batch."""
-    from empg.attention import token_logprobs
+    """``benches/attention.py`` (the GPU check's log-probs) on the same packed micro-batch."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
+    from attention import token_logprobs
     from empg.core import build_microbatch
 
     model = tiny_models.tiny_family(family, seed=1).eval()

@@ -54,7 +54,7 @@ def lm_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     forward does to the head's output (transformers 5: Granite divides by ``logits_scaling``,
     Cohere multiplies by ``logit_scale``, Gemma-2/3 soft-cap with ``final_logit_softcapping``; the
     other families of ``tests/test_families.py`` use the bare head). The one place the shared
-    M-step, the shared sampler and :mod:`empg.attention` turn hidden states into logits;
+    M-step, the shared sampler and ``benches/attention.py`` turn hidden states into logits;
     :func:`sharing_blocker` checks it against the model's forward before a shared path runs."""
     logits = model.get_output_embeddings()(hidden)
     cfg = _text_config(model)

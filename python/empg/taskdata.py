@@ -52,7 +52,7 @@ class Split:
             prompts=[self.prompts[i] for i in idx],
             completions=[[{"role": "assistant", "content": r.text}] if self.conversational[i] else r.text
                          for r, i in zip(rollouts, idx)],
-            completion_ids=[list(r.completion_ids) for r in rollouts],
+            completion_ids=[r.completion_ids for r in rollouts],  # the sampler's own lists, not copied
             columns={k: [v[i] for i in idx] for k, v in self.columns.items()},
             rows=[self.rows[i] for i in idx])
 
