@@ -22,6 +22,7 @@ pub mod extract;
 pub mod latex;
 pub mod parse;
 pub mod rational;
+pub mod tail;
 pub mod value;
 
 use std::str::FromStr;
@@ -104,8 +105,23 @@ fn is_text(s: &str) -> bool {
         .any(|w| s.starts_with(w) && latex::match_brace(s.as_bytes(), w.len() - 1) == Some(s.len()))
 }
 
+/// The characters of `s` without white space, except that white space between two digits
+/// stays (as one space): `2 3` is two numbers, never `23`.
 fn squash(s: &str) -> impl Iterator<Item = char> + '_ {
-    s.chars().filter(|c| !c.is_whitespace())
+    let mut prev = ' ';
+    let mut gap = false;
+    s.chars()
+        .flat_map(move |c| {
+            if c.is_whitespace() {
+                gap = true;
+                return [None, None];
+            }
+            let sep = (gap && prev.is_ascii_digit() && c.is_ascii_digit()).then_some(' ');
+            gap = false;
+            prev = c;
+            [sep, Some(c)]
+        })
+        .flatten()
 }
 
 /// Whether `candidate` states the same answer as `reference` (see the module doc and
