@@ -102,7 +102,10 @@ fn leading_number(s: &str) -> Option<&str> {
 fn leading_math(s: &str) -> Option<&str> {
     for (open, close) in [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")] {
         if let Some(rest) = s.strip_prefix(open) {
-            let end = rest.find(close)?;
+            // An escaped `\$` (a dollar sign) does not close the math.
+            let (b, c) = (rest.as_bytes(), close.as_bytes());
+            let end =
+                (0..b.len()).find(|&k| b[k..].starts_with(c) && (k == 0 || b[k - 1] != b'\\'))?;
             let inner = rest[..end].trim();
             return (!inner.is_empty()).then_some(inner);
         }
@@ -481,5 +484,21 @@ mod statement_tests {
         );
         assert_eq!(auto("so it is 5/7.").as_deref(), Some("5/7"));
         assert_eq!(auto("the code XK9B").as_deref(), None);
+    }
+}
+
+#[cfg(test)]
+mod dollar_tests {
+    use super::super::Style;
+    use super::*;
+
+    #[test]
+    fn an_escaped_dollar_is_not_a_delimiter() {
+        let t = "Final Answer: $\\$18.00$";
+        assert_eq!(extract(t, Style::Auto, true).as_deref(), Some("\\$18.00"));
+        assert_eq!(
+            extract("Answer: $é$", Style::Auto, true).as_deref(),
+            Some("é")
+        );
     }
 }

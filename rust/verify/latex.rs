@@ -158,7 +158,7 @@ pub fn match_brace(s: &[u8], open: usize) -> Option<usize> {
     None
 }
 
-fn strip_delims(s: &str) -> &str {
+pub(super) fn strip_delims(s: &str) -> &str {
     let mut s = s.trim();
     loop {
         let t = s
@@ -185,7 +185,7 @@ fn is_unit_text(content: &str) -> bool {
 }
 
 /// Remove one trailing `\text{unit}` (with an optional `^2`/`^3`) after something else.
-fn strip_trailing_unit_group(s: &str) -> Option<String> {
+pub(super) fn strip_trailing_unit_group(s: &str) -> Option<String> {
     let t = s.trim_end();
     let t = ["^2", "^3", "^{2}", "^{3}"]
         .iter()
@@ -238,13 +238,13 @@ fn unwrap_groups(s: &mut String) {
 }
 
 /// Drop trailing plain unit words after a number: `18 dollars`, `5 sq ft`, `3 cm^2`.
-fn strip_unit_words(s: &str) -> &str {
+pub(super) fn strip_unit_words(s: &str) -> &str {
     let mut t = s.trim_end();
     loop {
         let Some(sp) = t.rfind(' ') else { return t };
         let word = t[sp + 1..].trim_end_matches(['.', '2', '3', '^']);
         let prefix = t[..sp].trim_end();
-        let is_word = word.len() >= 2
+        let is_word = (word.len() >= 2 || matches!(word, "m" | "g" | "s" | "h"))
             && word.bytes().all(|b| b.is_ascii_alphabetic())
             && !FUNCS.contains(&word);
         if !is_word || !prefix.bytes().any(|b| b.is_ascii_digit()) {

@@ -23,6 +23,7 @@ pub mod latex;
 pub mod parse;
 pub mod rational;
 pub mod tail;
+pub mod units;
 pub mod value;
 
 use std::str::FromStr;
@@ -136,6 +137,9 @@ pub fn equivalent(reference: &str, candidate: &str) -> bool {
     }
     if r.len() > MAX_ANSWER_LEN || c.len() > MAX_ANSWER_LEN {
         return false;
+    }
+    if units::differ(r, c) {
+        return false; // `5 cm` is not `5 m`
     }
     let (nr, nc) = (latex::normalize(r), latex::normalize(c));
     if nr.is_empty() || nc.is_empty() {

@@ -72,7 +72,15 @@ fn last_math(text: &str) -> Option<Region> {
             });
         }
     }
-    if let Some(p) = memchr::memrchr(b'$', b) {
+    // The last `$` that is not an escaped dollar sign `\$`.
+    let mut last = b.len();
+    let dollar_at = loop {
+        match memchr::memrchr(b'$', &b[..last]) {
+            Some(p) if p > 0 && b[p - 1] == b'\\' => last = p,
+            other => break other,
+        }
+    };
+    if let Some(p) = dollar_at {
         let dollar = if p > 0 && b[p - 1] == b'$' {
             rfind_from(b, p - 1, b"$$").map(|q| Region {
                 start: q + 2,

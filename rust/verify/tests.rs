@@ -346,3 +346,17 @@ fn sums_and_products() {
         ("1", "\\sum_{k=1}^{10^{9}} k"),
     ]);
 }
+
+#[test]
+fn different_units_differ() {
+    yes(&[
+        ("5\\text{ cm}", "5 centimeters"),
+        ("5", "5\\text{ m}"),
+        ("3\\text{ ft}", "3 feet."),
+    ]);
+    no(&[
+        ("5\\text{ cm}", "5\\text{ m}"),
+        ("5\\text{ cm}^2", "5\\text{ cm}"),
+        ("2 hours", "2 minutes"),
+    ]);
+}
