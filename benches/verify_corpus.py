@@ -184,9 +184,10 @@ def near_misses(rng: random.Random) -> list[dict]:
 
 def main() -> None:
     rng = random.Random(0)
-    rows = official_math(rng) + official_gsm8k(rng) + handwritten() + sampled()
-    ids = [r["id"] for r in rows]
-    assert len(set(ids)) == len(ids), "duplicate rows"
+    built = official_math(rng) + official_gsm8k(rng) + handwritten() + sampled()
+    # A repeated (completion, reference) pair (e.g. two empty samples of one prompt) is kept once.
+    seen: set[str] = set()
+    rows = [r for r in built if not (r["id"] in seen or seen.add(r["id"]))]
     write_jsonl(CORPUS_DIR / "corpus.jsonl", rows)
     near = near_misses(random.Random(1))
     write_jsonl(CORPUS_DIR / "near_miss.jsonl", near)

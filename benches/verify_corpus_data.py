@@ -98,5 +98,10 @@ def table(stats: dict[str, Counts]) -> str:
     """A markdown table of accuracy, precision, recall and false-positive rate per category."""
     lines = ["| category | rows | accuracy | precision | recall | FPR |", "|---|---:|---:|---:|---:|---:|"]
     for cat, c in sorted(stats.items(), key=lambda kv: (kv[0] == "all", kv[0])):
-        lines.append(f"| {cat} | {c.n} | {c.accuracy:.1%} | {c.precision:.1%} | {c.recall:.1%} | {c.fpr:.1%} |")
+        lines.append(f"| {cat} | {c.n} | {pct(c.accuracy)} | {pct(c.precision)} | {pct(c.recall)} | {pct(c.fpr)} |")
     return "\n".join(lines)
+
+
+def pct(x: float) -> str:
+    """A rate as a percentage, `-` when undefined (no rows of that kind)."""
+    return "-" if x != x else f"{x:.1%}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from verify_corpus_data import REPO, Counts  # noqa: E402
+from verify_corpus_data import REPO, Counts, pct, table  # noqa: E402
 
 RESULTS = REPO / "benches" / "results"
 
@@ -32,18 +32,14 @@ def side_by_side(graders: dict[str, dict], key: str) -> list[str]:
         cells = []
         for n in names:
             c = counts(graders[n][key][cat])
-            cells.append(f"{c.accuracy:.1%} / {c.fpr:.1%}" if c.fp + c.tn else f"{c.accuracy:.1%} / -")
+            cells.append(f"{pct(c.accuracy)} / {pct(c.fpr)}")
         n0 = counts(graders[names[0]][key][cat]).n
         lines.append(f"| {cat} | {n0} | " + " | ".join(cells) + " |")
     return lines
 
 
 def empg_detail(stats: dict) -> list[str]:
-    lines = ["| category | rows | accuracy | precision | recall | FPR |", "|---|---:|---:|---:|---:|---:|"]
-    for cat in sorted(stats, key=lambda k: (k == "all", k)):
-        c = counts(stats[cat])
-        lines.append(f"| {cat} | {c.n} | {c.accuracy:.1%} | {c.precision:.1%} | {c.recall:.1%} | {c.fpr:.1%} |")
-    return lines
+    return table({k: counts(v) for k, v in stats.items()}).split("\n")
 
 
 def main() -> None:

@@ -58,9 +58,9 @@ def problems(n_each: int, seed: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(REPO / "tests" / "data" / "verify" / "sampled_raw.jsonl"))
-    ap.add_argument("--per-source", type=int, default=10, help="problems per dataset")
+    ap.add_argument("--per-source", type=int, default=6, help="problems per dataset")
     ap.add_argument("--k", type=int, default=3, help="completions per prompt")
-    ap.add_argument("--max-new-tokens", type=int, default=112)
+    ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--batch", type=int, default=96, help="sequences per generate call")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -134,20 +134,20 @@ const COPULAS: &[&str] = &[
     ":", "：", "es ", "est ", "ist ", "è ", "é ", "是", "为", "為",
 ];
 
-/// Where the text after the last "answer is" / "answer:" phrase (or a marker of another
-/// language) starts (any letter case).
+/// Where the text after the last "answer is" / "answer:" phrase starts (any letter case); when
+/// there is none, after the last marker of another language.
 fn after_answer_phrase(text: &str) -> Option<usize> {
-    let english = after_english_phrase(text);
-    let foreign = FOREIGN_MARKERS
-        .iter()
-        .filter_map(|m| {
-            let p = rfind(text, m)?;
-            let rest = text[p + m.len()..].trim_start_matches([' ', '*', '\u{a0}']);
-            let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
-            Some(text.len() - rest.len() + c.len())
-        })
-        .max();
-    english.max(foreign)
+    after_english_phrase(text).or_else(|| {
+        FOREIGN_MARKERS
+            .iter()
+            .filter_map(|m| {
+                let p = memchr::memmem::rfind(text.as_bytes(), m.as_bytes())?;
+                let rest = text[p + m.len()..].trim_start_matches([' ', '*', '\u{a0}']);
+                let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
+                Some(text.len() - rest.len() + c.len())
+            })
+            .max()
+    })
 }
 
 fn after_english_phrase(text: &str) -> Option<usize> {
@@ -187,14 +187,14 @@ enum Stated<'t> {
 /// The answer stated after the last answer phrase: leading math or a number, else the last
 /// math or number of its sentence (`Final Answer: The smallest $k$ is 12.` → `12`), else the
 /// sentence's words.
-fn phrase(text: &str) -> Option<(usize, Stated<'_>)> {
+fn phrase(text: &str) -> Option<Stated<'_>> {
     let at = after_answer_phrase(text)?;
     let rest = text[at..].trim_start_matches([' ', ':', '*', '\t']);
     if let Some(m) = leading_math(rest) {
-        return Some((at, Stated::Math(Cow::Borrowed(m))));
+        return Some(Stated::Math(Cow::Borrowed(m)));
     }
     if let Some(n) = leading_number(rest) {
-        return Some((at, Stated::Math(Cow::Borrowed(n))));
+        return Some(Stated::Math(Cow::Borrowed(n)));
     }
     let end = sentence_end(rest).min(MAX_PHRASE);
     let end = (0..=end)
@@ -203,10 +203,10 @@ fn phrase(text: &str) -> Option<(usize, Stated<'_>)> {
         .unwrap_or(0);
     let sentence = &rest[..end];
     if let Some(t) = super::tail::last_statement(sentence) {
-        return Some((at, Stated::Math(t)));
+        return Some(Stated::Math(t));
     }
     let out = sentence.trim().trim_end_matches('*').trim();
-    (!out.is_empty()).then_some((at, Stated::Words(out)))
+    (!out.is_empty()).then_some(Stated::Words(out))
 }
 
 /// The end of the first sentence: a newline, or a `.` that is not a decimal point.
@@ -223,20 +223,21 @@ fn sentence_end(s: &str) -> usize {
     s.len()
 }
 
-/// The content of the last `#### N` line, and where it starts.
-fn hashes(text: &str) -> Option<(usize, &str)> {
+/// The content of the last `#### N` line.
+fn hashes(text: &str) -> Option<&str> {
     let p = rfind(text, "####")?;
     let rest = &text[p + 4..];
     let line = rest.split('\n').next().unwrap_or("").trim();
     let line = line.trim_end_matches('.').trim();
-    (!line.is_empty()).then_some((p, line))
+    (!line.is_empty()).then_some(line)
 }
 
 /// The final answer of `text` in `style` (`fallback` turns on the last-statement rule).
 /// (Borrowed from `text` where possible: no copy of a long answer.)
 ///
 /// In `auto`, a `#### N` line or an answer phrase stating a formula or number *after* the last
-/// box wins over it (the final statement is the answer); otherwise the box.
+/// box wins over it (the final statement is the answer); otherwise the box. (Only the text after
+/// the box is searched for it.)
 pub fn extract(text: &str, style: super::Style, fallback: bool) -> Option<Cow<'_, str>> {
     use super::Style;
     let boxed = match style {
@@ -246,14 +247,15 @@ pub fn extract(text: &str, style: super::Style, fallback: bool) -> Option<Cow<'_
     if style == Style::Boxed {
         return boxed.map(|(_, b)| b);
     }
-    let stated = hashes(text)
-        .map(|(p, h)| (p, Stated::Math(Cow::Borrowed(h))))
-        .or_else(|| phrase(text));
+    let after = &text[boxed.as_ref().map_or(0, |(end, _)| *end)..];
+    let stated = hashes(after)
+        .map(|h| Stated::Math(Cow::Borrowed(h)))
+        .or_else(|| phrase(after));
     match (boxed, stated) {
-        (Some((box_end, _)), Some((p, Stated::Math(m)))) if p >= box_end => return Some(m),
+        (Some(_), Some(Stated::Math(m))) => return Some(m),
         (Some((_, b)), _) => return Some(b),
-        (None, Some((_, Stated::Math(m)))) => return Some(m),
-        (None, Some((_, Stated::Words(w)))) => return Some(Cow::Borrowed(w)),
+        (None, Some(Stated::Math(m))) => return Some(m),
+        (None, Some(Stated::Words(w))) => return Some(Cow::Borrowed(w)),
         (None, None) => {}
     }
     if fallback {

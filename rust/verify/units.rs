@@ -100,7 +100,8 @@ pub fn unit_key(s: &str) -> Option<String> {
 
 /// Whether two answers name different units (both have one, and the keys differ).
 pub fn differ(a: &str, b: &str) -> bool {
-    matches!((unit_key(a), unit_key(b)), (Some(x), Some(y)) if x != y)
+    let wordy = |s: &str| s.bytes().any(|c| c.is_ascii_alphabetic());
+    wordy(a) && wordy(b) && matches!((unit_key(a), unit_key(b)), (Some(x), Some(y)) if x != y)
 }
 
 #[cfg(test)]
