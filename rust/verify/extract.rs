@@ -32,9 +32,8 @@ const MAX_PHRASE: usize = 200;
 /// End of the digit run at `i` with thousands separators (`1,234`, `12{,}345`).
 fn digits_end(b: &[u8], mut i: usize) -> usize {
     while i < b.len() {
-        if b[i].is_ascii_digit() {
-            i += 1;
-        } else if b[i] == b',' && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        let comma = b[i] == b',' && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+        if b[i].is_ascii_digit() || comma {
             i += 1;
         } else if b[i..].starts_with(b"{,}") && b.get(i + 3).is_some_and(u8::is_ascii_digit) {
             i += 3;

@@ -5,7 +5,8 @@
 //! A number glued to a preceding letter (`XK9B`, `H2O`) is not an answer; a fraction `5/7` and a
 //! mixed number `4 4/9` are kept whole; thousands separators (`1,234`, `12{,}345`) are dropped.
 //! A `$...$` pair whose content starts or ends with a space or holds a bare word of three or more
-//! letters is prose between two dollar signs (`$5 and $3`), not math. All scans are linear.
+//! letters is prose between two dollar signs (`$5 and $3`), not math, and so is math that ends
+//! in punctuation inside the dollars (a problem's sentence copied back). All scans are linear.
 
 use std::borrow::Cow;
 
@@ -32,6 +33,11 @@ fn rfind_from(h: &[u8], end: usize, needle: &[u8]) -> Option<usize> {
 fn looks_like_math(content: &str) -> bool {
     let b = content.as_bytes();
     if b.is_empty() || b[0].is_ascii_whitespace() || b[b.len() - 1].is_ascii_whitespace() {
+        return false;
+    }
+    // Math that ends a sentence inside the dollars (`$(-1 + i\sqrt3)^8.$`) is a problem's text
+    // copied back, not a stated answer.
+    if matches!(b[b.len() - 1], b'.' | b',' | b';' | b'?' | b':') {
         return false;
     }
     let mut i = 0;
@@ -211,6 +217,8 @@ mod tests {
         assert_eq!(last("it costs 1,234.5 dollars").as_deref(), Some("1234.5"));
         assert_eq!(last("then -7 more.").as_deref(), Some("-7"));
         assert_eq!(last("no digits"), None);
+        // A problem's sentence copied back (punctuation inside the math) is not an answer.
+        assert_eq!(last("calculate the expression: $(-1 + i \\sqrt{3})^8.$").as_deref(), Some("8"));
         assert_eq!(last(&"9".repeat(10_000)), None);
     }
 }
