@@ -104,4 +104,4 @@ def table(stats: dict[str, Counts]) -> str:
 
 def pct(x: float) -> str:
     """A rate as a percentage, `-` when undefined (no rows of that kind)."""
-    return "-" if x != x else f"{x:.1%}"
+    return "-" if x != x else f"{x:.2%}"

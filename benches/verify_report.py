@@ -24,6 +24,8 @@ def counts(d: dict) -> Counts:
 
 
 def side_by_side(graders: dict[str, dict], key: str) -> list[str]:
+    """Accuracy / FPR of every grader per value of `key` (`graders[name]["stats"][key][value]`)."""
+    graders = {n: v["stats"] for n, v in graders.items()}
     names = list(graders)
     cats = sorted(graders[names[0]][key], key=lambda k: (k == "all", k))
     head = "| " + key + " | rows | " + " | ".join(f"{n} acc / FPR" for n in names) + " |"
