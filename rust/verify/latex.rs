@@ -275,6 +275,12 @@ fn drop_spaced_separators(s: &str) -> String {
     out
 }
 
+fn byte_set(s: &str) -> [bool; 256] {
+    let mut set = [false; 256];
+    s.bytes().for_each(|b| set[b as usize] = true);
+    set
+}
+
 /// The cosmetic normal form of an answer (see the module doc).
 pub fn normalize(s: &str) -> String {
     // Protect `\\` (row breaks) from the rules for `\ ` and `\,`.
@@ -284,9 +290,12 @@ pub fn normalize(s: &str) -> String {
     if out.contains(",\\!") {
         out = drop_spaced_separators(&out);
     }
+    // Only the rules whose first byte occurs in the answer are searched for.
+    let mut present = byte_set(&out);
     for (from, to) in SIMPLE {
-        if out.contains(from) {
+        if present[from.as_bytes()[0] as usize] && out.contains(from) {
             out = out.replace(from, to);
+            present = byte_set(&out);
         }
     }
     while let Some(t) = strip_trailing_unit_group(&out) {

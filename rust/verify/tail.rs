@@ -218,7 +218,10 @@ mod tests {
         assert_eq!(last("then -7 more.").as_deref(), Some("-7"));
         assert_eq!(last("no digits"), None);
         // A problem's sentence copied back (punctuation inside the math) is not an answer.
-        assert_eq!(last("calculate the expression: $(-1 + i \\sqrt{3})^8.$").as_deref(), Some("8"));
+        assert_eq!(
+            last("calculate the expression: $(-1 + i \\sqrt{3})^8.$").as_deref(),
+            Some("8")
+        );
         assert_eq!(last(&"9".repeat(10_000)), None);
     }
 }
