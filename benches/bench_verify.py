@@ -1,26 +1,20 @@
-"""empg's Rust verifier vs math-verify 0.9.0 on the same labelled (response, reference) pairs.
+"""empg's verifier against math-verify (called as TRL's accuracy reward calls it) and a regex
+baseline, side by side on the same labelled pairs:
 
-    python benches/bench_verify.py [--out benches/results/verify.md] [--mv-limit N]
+    python benches/bench_verify.py            # writes benches/results/verify_records.json
+    python benches/verify_report.py           # writes benches/results/verify.md from the records
 
-Pairs are built from the shared data, labelled by construction:
-
-* MATH (test.jsonl, 5,000 problems; the reference is the official solution's last boxed answer):
-  per problem one correct response (alternately the official solution, or a short rationale
-  ending in an equivalent rewrite of the answer: `\\dfrac`, `a/b`, decimals of simple fractions,
-  signs moved, thousands commas, `x = ...`, units, reordered solution lists, degree signs,
-  `\\left( \\right)`, `\\sqrt2`, `x^2`, `(a)/(b)`, `2 \\cdot x`) and one wrong one (a digit
-  changed, a sign flipped, a fraction inverted, an interval's bracket changed, or another
-  problem's answer whose normalised string differs).
-* GSM8K (test.jsonl, 1,319 problems; reference the `#### N` number): per problem the official
-  solution or a reformatted correct answer (`$1,234.00`, `\\boxed{}`, "The answer is N dollars"),
-  and a wrong number.
-
-Both verifiers see every pair (math-verify: `verify(parse("$" + reference + "$"), parse(response))`;
-empg: `verify_batch(responses, references, style="auto")`). Prints throughput on one thread (empg
-with EMPG_PARALLELISM=0) and on all cores (empg), the speed ratio (target >= 300x), each one's
-accuracy against the labels, their agreement, and a sample of disagreements with who is right.
-With `--mv-limit N`, math-verify runs on a random subset of N pairs only, and every comparison
-(speed, accuracy, agreement) is made on that same subset.
+1. The labelled corpus `tests/data/verify/corpus.jsonl` (real SmolLM2 completions, the official
+   MATH500 and GSM8K solutions, hand-written outputs; labelled without empg, see
+   `benches/verify_corpus.py`): accuracy, precision, recall and false-positive rate per category
+   and per source, for empg (`verify_batch(..., style="auto")`), math-verify through TRL 1.16's
+   `accuracy_reward` (the reference as given, and as `$reference$`), and the regex baseline
+   (`benches/verify_graders.py`).
+2. The near-miss set `tests/data/verify/near_miss.jsonl` (all wrong): false positives of each.
+3. Throughput on the corpus on one thread (empg with EMPG_PARALLELISM=0, best of 3; math-verify
+   one pass) and empg on all cores; the time per item of hostile inputs (empg, one thread).
+4. The old synthetic corpus (labels by rewrite/perturb rules written alongside the verifier, kept
+   for comparison and labelled synthetic): empg on all pairs, the peers on a random subset.
 """
 
 from __future__ import annotations
@@ -38,37 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import empg  # noqa: E402
 from _machine import machine_line  # noqa: E402
+from verify_corpus_data import CORPUS_DIR, by_category, data_dir, gsm8k_final, last_boxed, read_jsonl  # noqa: E402
+from verify_graders import regex_baseline, trl_math_verify  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-NOTE = (
-    "Labels are by construction (a wrong answer is checked to differ from the reference by a normalised "
-    "string), and both verifiers see the same pairs. The machine is shared with other jobs (see the load "
-    "average below), so throughput varies by about ±30% between runs."
-)
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("EMPG_DATA_DIR", REPO.parent / "shared" / "data"))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def last_boxed(text: str) -> str | None:
-    """The last \\boxed{...} of a solution (independent of empg's extractor)."""
-    i = text.rfind("\\boxed{")
-    if i < 0:
-        return None
-    depth, j = 0, i + len("\\boxed")
-    for k in range(j, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[k], 0)
-        if depth == 0:
-            return text[j + 1 : k]
-    return None
+RECORDS = REPO / "benches" / "results" / "verify_records.json"
 
 
 def key(s: str) -> str:
@@ -161,7 +129,7 @@ def build_pairs(d: Path, rng: random.Random) -> list[tuple[str, str, int, str]]:
         wrong = perturb(ans, others, rng)
         pairs.append((f"Let me compute this.\nThe answer is $\\boxed{{{wrong}}}$.", ans, 0, "math"))
     for i, row in enumerate(read_jsonl(d / "gsm8k" / "test.jsonl")):
-        final = row["answer"].rsplit("####", 1)[1].strip()
+        final = gsm8k_final(row["answer"])
         n = int(final.replace(",", ""))
         fmt = [
             row["answer"],
@@ -173,18 +141,6 @@ def build_pairs(d: Path, rng: random.Random) -> list[tuple[str, str, int, str]]:
         wrong = n + rng.choice([-10, -1, 1, 2, 100])
         pairs.append((f"We add 12 and 5.\n#### {wrong}", final, 0, "gsm8k"))
     return pairs
-
-
-def run_math_verify(pairs):
-    from math_verify import parse, verify
-
-    out = []
-    for resp, ref, _, _ in pairs:
-        try:
-            out.append(bool(verify(parse(f"${ref}$"), parse(resp))))
-        except Exception:  # noqa: BLE001 - a crash is a non-match for the peer too
-            out.append(False)
-    return out
 
 
 def hostile_inputs() -> dict[str, str]:
@@ -234,101 +190,76 @@ def timed(fn):
     return time.perf_counter() - t, out
 
 
+PEERS = {
+    "math-verify (TRL accuracy_reward)": lambda c, r: trl_math_verify(c, r),
+    "math-verify (TRL accuracy_reward, reference as $ref$)": lambda c, r: trl_math_verify(c, r, dollars=True),
+    "regex baseline": regex_baseline,
+}
+
+
+def run_peer(fn, completions, refs) -> tuple[float, list[bool]]:
+    return timed(lambda: [bool(fn(c, r)) for c, r in zip(completions, refs)])
+
+
+def empg_best_of_3(completions, refs) -> tuple[float, list[bool]]:
+    empg.verify_batch(completions[:200], refs[:200])  # warm-up
+    t, out = min((timed(lambda: empg.verify_batch(completions, refs, style="auto")) for _ in range(3)),
+                 key=lambda r: r[0])
+    return t, [bool(x) for x in out]
+
+
+def stats_record(rows, preds) -> dict:
+    return {key: {k: c.as_dict() for k, c in by_category(rows, preds, key=key).items()}
+            for key in ("category", "source")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", help="also write the result table (markdown) here")
-    ap.add_argument("--mv-limit", type=int, default=0, help="run math-verify on a random subset of N pairs")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(RECORDS))
+    ap.add_argument("--synthetic-peer-limit", type=int, default=1000,
+                    help="pairs of the synthetic corpus given to the peers (empg sees all)")
     args = ap.parse_args()
     d = data_dir()
     if not (d / "math" / "test.jsonl").exists():
         sys.exit(f"shared data not found at {d} (set EMPG_DATA_DIR)")
-    rng = random.Random(args.seed)
-    pairs = build_pairs(d, rng)
-    if args.mv_limit:
-        pairs = rng.sample(pairs, min(args.mv_limit, len(pairs)))
-    responses = [p[0] for p in pairs]
-    refs = [p[1] for p in pairs]
-    labels = [p[2] for p in pairs]
-    n = len(pairs)
-    print(f"{n} pairs ({sum(labels)} correct, {n - sum(labels)} wrong)")
+    rows = read_jsonl(CORPUS_DIR / "corpus.jsonl")
+    near = read_jsonl(CORPUS_DIR / "near_miss.jsonl")
+    comps, refs = [r["completion"] for r in rows], [r["reference"] for r in rows]
+    rec: dict = {"machine": machine_line(), "nproc": os.cpu_count(), "corpus_rows": len(rows),
+                 "near_miss_rows": len(near), "graders": {}}
 
     os.environ["EMPG_PARALLELISM"] = "0"
-    empg.verify_batch(responses[:200], refs[:200])  # warm-up
-    t1, ours = min((timed(lambda: empg.verify_batch(responses, refs, style="auto")) for _ in range(3)), key=lambda r: r[0])
+    t1, ours = empg_best_of_3(comps, refs)
     worst = item_ms()
+    near_ours = [bool(x) for x in empg.verify_batch([r["completion"] for r in near], [r["reference"] for r in near])]
     del os.environ["EMPG_PARALLELISM"]
-    tn, ours_par = min((timed(lambda: empg.verify_batch(responses, refs, style="auto")) for _ in range(3)), key=lambda r: r[0])
-    assert (ours == ours_par).all(), "parallel and sequential results differ"
-    ours = [bool(x) for x in ours]
-    print(f"empg 1 thread: {n / t1:,.0f} pairs/s; {empg.parallelism()} threads: {n / tn:,.0f} pairs/s")
+    tn, ours_par = empg_best_of_3(comps, refs)
+    assert ours == ours_par, "parallel and sequential results differ"
+    rec["graders"]["empg"] = {"seconds_1_thread": t1, "seconds_all_threads": tn, "threads": empg.parallelism(),
+                              "stats": stats_record(rows, ours),
+                              "near_miss_fp": [r["id"] for r, p in zip(near, near_ours) if p]}
+    print(f"empg: {len(rows) / t1:,.0f} pairs/s on 1 thread", flush=True)
+    for name, fn in PEERS.items():
+        t, preds = run_peer(fn, comps, refs)
+        _, near_preds = run_peer(fn, [r["completion"] for r in near], [r["reference"] for r in near])
+        rec["graders"][name] = {"seconds_1_thread": t, "stats": stats_record(rows, preds),
+                                "near_miss_fp": [r["id"] for r, p in zip(near, near_preds) if p]}
+        print(f"{name}: {len(rows) / t:,.1f} pairs/s", flush=True)
+    rec["hostile_ms"] = [{"input": n, "median": m, "max": x} for n, m, x in worst]
 
-    tm, theirs = timed(lambda: run_math_verify(pairs))
-    print(f"math-verify 1 thread: {n / tm:,.1f} pairs/s")
-
-    acc = lambda pred: sum(p == bool(lab) for p, lab in zip(pred, labels)) / n  # noqa: E731
-    rows = []
-    for src in ("math", "gsm8k"):
-        idx = [i for i, p in enumerate(pairs) if p[3] == src]
-        if idx:
-            a_ours = sum(ours[i] == bool(labels[i]) for i in idx) / len(idx)
-            a_mv = sum(theirs[i] == bool(labels[i]) for i in idx) / len(idx)
-            rows.append((src, len(idx), a_ours, a_mv))
-    agree = sum(a == b for a, b in zip(ours, theirs)) / n
-    dis = [i for i in range(n) if ours[i] != theirs[i]]
-    ours_right = sum(ours[i] == bool(labels[i]) for i in dis)
-    ratio = (n / t1) / (n / tm)
-
-    lines = [
-        "# Verifier: empg vs math-verify 0.9.0",
-        "",
-        f"Machine: {machine_line()} (nproc {os.cpu_count()})",
-        "",
-        f"Command: `python benches/bench_verify.py{' --mv-limit ' + str(args.mv_limit) if args.mv_limit else ''} --out benches/results/verify.md`",
-        "",
-        f"{n} labelled (response, reference) pairs from MATH test and GSM8K test ({sum(labels)} correct, "
-        f"{n - sum(labels)} wrong; see the script's docstring). Both verifiers ran on every one of them.",
-        "",
-        "| | pairs/s | accuracy vs labels |",
-        "|---|---:|---:|",
-        f"| empg, 1 thread (EMPG_PARALLELISM=0) | {n / t1:,.0f} | {acc(ours):.2%} |",
-        f"| empg, {empg.parallelism()} threads | {n / tn:,.0f} | (same answers) |",
-        f"| math-verify 0.9.0, 1 thread | {n / tm:,.1f} | {acc(theirs):.2%} |",
-        "",
-        f"Speed ratio on one thread: **{ratio:,.0f}x** (target >= 300x). "
-        f"All cores: {(n / tn) / (n / tm):,.0f}x.",
-        "",
-        "| source | pairs | empg accuracy | math-verify accuracy |",
-        "|---|---:|---:|---:|",
-        *[f"| {s} | {k} | {a:.2%} | {b:.2%} |" for s, k, a, b in rows],
-        "",
-        f"Agreement: {agree:.2%} ({len(dis)} disagreements; empg right on {ours_right}, math-verify right on "
-        f"{len(dis) - ours_right}).",
-        "",
-        NOTE,
-        "",
-        "Sample of disagreements (reference | extracted by empg | label | empg | math-verify):",
-        "",
-    ]
-    tail = [
-        "",
-        "Time per item on hostile inputs (empg, one thread; median and slowest of 7 runs; target < 10 ms; "
-        f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):",
-        "",
-        "| input | median ms per item | slowest ms per item |",
-        "|---|---:|---:|",
-        *[f"| {name} | {med:.3f} | {mx:.3f} |" for name, med, mx in worst],
-    ]
-    sample = random.Random(1).sample(dis, min(15, len(dis)))
-    extracted = empg.extract_answers([responses[i] for i in sample])
-    for i, e in zip(sample, extracted):
-        who = "empg" if ours[i] == bool(labels[i]) else "math-verify"
-        lines.append(f"- `{refs[i][:60]}` | `{(e or '')[:60]}` | {labels[i]} | {int(ours[i])} | {int(theirs[i])} -> {who} right")
-    text = "\n".join(lines + tail) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text, encoding="utf-8")
+    pairs = build_pairs(d, random.Random(0))
+    syn = [{"completion": p[0], "reference": p[1], "label": p[2], "source": p[3], "category": p[3]} for p in pairs]
+    _, syn_ours = empg_best_of_3([r["completion"] for r in syn], [r["reference"] for r in syn])
+    sub = random.Random(1).sample(range(len(syn)), min(args.synthetic_peer_limit, len(syn)))
+    rec["synthetic"] = {"pairs": len(syn), "peer_subset": len(sub),
+                        "empg_all": stats_record(syn, syn_ours)["source"],
+                        "subset": {"empg": stats_record([syn[i] for i in sub], [syn_ours[i] for i in sub])["source"]}}
+    for name, fn in PEERS.items():
+        _, preds = run_peer(fn, [syn[i]["completion"] for i in sub], [syn[i]["reference"] for i in sub])
+        rec["synthetic"]["subset"][name] = stats_record([syn[i] for i in sub], preds)["source"]
+    rec["load_average"] = os.getloadavg()[0]
+    Path(args.out).write_text(json.dumps(rec, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} (load average {rec['load_average']:.1f})")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ PAIRS: list[tuple[str, str, str, bool]] = [
     ("fractions", "\\frac{2}{4}", "\\frac12", True),
     ("fractions", "\\frac{7}{3}", "7/3", True),
     ("fractions", "\\frac{1}{3}", "0.333", False),
-    ("fractions", "\\frac{1}{3}", "0.3333333333", False),
+    ("fractions", "\\frac{1}{3}", "0.3333", False),
+    ("fractions", "\\frac{1}{3}", "0.3333333333", True),  # >= 6 places: the precision policy
     ("fractions", "\\frac{1}{2}", "\\frac{1}{3}", False),
     ("fractions", "\\frac{7}{3}", "3/7", False),
     ("signs", "-\\frac{1}{2}", "\\frac{-1}{2}", True),
@@ -183,7 +184,8 @@ PAIRS: list[tuple[str, str, str, bool]] = [
     ("lists", "x = 1 \\pm \\sqrt{2}", "1-\\sqrt2, 1+\\sqrt2", True),
     ("lists", "1, 2", "1, 2, 3", False),
     ("lists", "1, 2", "1, 3", False),
-    ("lists", "1, 1, 2", "1, 2, 2", False),
+    ("lists", "1, 1, 2", "1, 2, 2", True),  # sets, not multisets: a repeated member counts once
+    ("lists", "1, 1, 2", "1, 3", False),
     ("sets", "\\{1,2,3\\}", "\\{3,1,2\\}", True),
     ("sets", "\\{1,2\\}", "2, 1", True),
     ("sets", "\\emptyset", "\\varnothing", True),

@@ -33,9 +33,11 @@ def extract_answers(
 ) -> list[str | None]:
     """The final answer of each text, or ``None`` when it states none.
 
-    ``style``: ``"boxed"`` (the last ``\\boxed{}``/``\\fbox{}``, MATH), ``"gsm8k"`` (the last
-    ``#### N``, else "the answer is N" / "**Answer:** N", else the last number when ``fallback``)
-    or ``"auto"`` (boxed, then the GSM8K rules).
+    ``style``: ``"boxed"`` (the last ``\\boxed{}``/``\\fbox{}``, with boxes that close the text
+    together with it as one list, MATH), ``"gsm8k"`` (the last ``#### N``, else what follows the
+    last answer marker, else the last math or number of the text when ``fallback``) or ``"auto"``
+    (boxed, unless a ``#### N`` or an answer marker stating a formula or number follows the last
+    box; then the GSM8K rules). See ``docs/verifier.md``.
     """
     return _core.extract_answers(_strings(texts, "texts"), style=style, fallback=fallback)
 

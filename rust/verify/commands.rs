@@ -78,6 +78,8 @@ pub(super) fn starts_primary(name: &str) -> bool {
             | "lceil"
             | "log"
             | "lg"
+            | "sum"
+            | "prod"
     ) || func_of(name).is_some()
         || GREEK.contains(&name)
 }
@@ -206,6 +208,7 @@ impl<'a, 'v> Parser<'a, 'v> {
                     Node::Func(Func::Sqrt, Box::new(self.arg()?))
                 }
             }
+            "sum" | "prod" => self.series(name == "prod")?,
             "pi" => Node::Pi,
             "infty" | "infinity" | "infin" => Node::Inf,
             "emptyset" | "varnothing" => Node::Set(vec![]),
@@ -241,6 +244,32 @@ impl<'a, 'v> Parser<'a, 'v> {
                 }
             }
         })
+    }
+
+    /// `\sum_{k=lo}^{hi} body`: the index, its bounds, and the term (juxtaposed factors).
+    fn series(&mut self, product: bool) -> PResult {
+        self.expect(Tok::Sym(b'_'))?;
+        self.expect(Tok::Sym(b'{'))?;
+        let Some(Tok::Letter(c)) = self.peek() else {
+            return Err(());
+        };
+        self.pos += 1;
+        let Node::Var(k) = self.letter(c)? else {
+            return Err(());
+        };
+        self.expect(Tok::Rel(super::latex::RelOp::Eq))?;
+        let lo = self.sum()?;
+        self.expect(Tok::Sym(b'}'))?;
+        self.expect(Tok::Sym(b'^'))?;
+        let hi = self.exponent()?;
+        let body = self.func_arg()?;
+        Ok(Node::Series(
+            product,
+            k,
+            Box::new(lo),
+            Box::new(hi),
+            Box::new(body),
+        ))
     }
 
     /// A function's argument: a bracketed group, or juxtaposed factors (`\sin 2x` is sin(2x)).

@@ -12,7 +12,7 @@
 
 use super::eval::{eval, vars_of, Budget};
 use super::latex::RelOp;
-use super::parse::Node;
+use super::parse::{is_name, Node};
 use super::rational::Q;
 use super::value::Value;
 
@@ -57,21 +57,25 @@ pub fn same(a: &Node, b: &Node, budget: &mut Budget) -> bool {
         | (Node::Tuple(o, c, xs), Node::Rel(parts, ops))
             if xs.len() == 2 =>
         {
+            let tuple = Node::Tuple(*o, *c, xs.clone());
             rel_interval(parts, ops).is_some_and(|(lo, lc, hi, hc)| {
                 lc == (*o == b'[')
                     && hc == (*c == b']')
                     && same(&lo, &xs[0], budget)
                     && same(&hi, &xs[1], budget)
-            })
+            }) || states(parts, ops, &tuple, budget)
         }
         (Node::Rel(parts, ops), other) | (other, Node::Rel(parts, ops)) => {
-            solved_value(parts, ops).is_some_and(|v| same(v, other, budget))
+            states(parts, ops, other, budget)
         }
         (Node::Set(xs), Node::Set(ys)) | (Node::Union(xs), Node::Union(ys)) => {
             same_unordered(xs, ys, budget)
         }
-        (Node::Set(xs), other) | (other, Node::Set(xs)) if xs.len() == 1 => {
-            same(&xs[0], other, budget)
+        (Node::Set(xs), other) | (other, Node::Set(xs))
+            if !xs.is_empty() && xs.len() <= MAX_ITEMS && !matches!(other, Node::Set(_)) =>
+        {
+            // A set with one distinct member (`3, 3`) is that member.
+            xs.iter().all(|x| same(x, other, budget))
         }
         (Node::Tuple(o1, c1, xs), Node::Tuple(o2, c2, ys)) => {
             o1 == o2 && c1 == c2 && same_ordered(xs, ys, budget)
@@ -117,7 +121,8 @@ pub fn text_key(s: &str) -> String {
         .collect()
 }
 
-/// The value a relation states for its variable: `x = 5` → `5`, `5 = x` → `5`, `x = y = 5` → `5`.
+/// The value a relation states for a name (`parse::is_name`): `x = 5` → `5`, `5 = x` → `5`,
+/// `(a, b) = (4, 1)` → `(4, 1)`, `|PQ| = 7` → `7`, `t = 2 + 3 = 5` → `5` (the last value).
 fn solved_value<'n>(parts: &'n [Node], ops: &[RelOp]) -> Option<&'n Node> {
     if !ops.iter().all(|o| *o == RelOp::Eq) {
         return None;
@@ -132,19 +137,31 @@ fn solved_value<'n>(parts: &'n [Node], ops: &[RelOp]) -> Option<&'n Node> {
     }
 }
 
-/// A variable, or a function-like name such as `f(x)` (parsed as a product of variables).
-fn is_name(n: &Node) -> bool {
-    match n {
-        Node::Var(_) => true,
-        Node::Mul(xs) => xs.iter().all(|x| matches!(x, Node::Var(_))),
-        _ => false,
+/// Whether the relation states the answer `other` (`x = 5`, `2 + 3 = 5` state `5`).
+fn states(parts: &[Node], ops: &[RelOp], other: &Node, budget: &mut Budget) -> bool {
+    match solved_value(parts, ops) {
+        Some(v) => same(v, other, budget),
+        None => true_chain(parts, ops, budget) && same(&parts[parts.len() - 1], other, budget),
     }
+}
+
+/// A chain of equalities between constants that all hold (`2 + 3 = 5`): it states its value.
+fn true_chain(parts: &[Node], ops: &[RelOp], budget: &mut Budget) -> bool {
+    if !ops.iter().all(|o| *o == RelOp::Eq) {
+        return false;
+    }
+    let Some(last) = parts.last().and_then(|n| eval(n, &[], budget)) else {
+        return false;
+    };
+    parts[..parts.len() - 1]
+        .iter()
+        .all(|p| eval(p, &[], budget).is_some_and(|v| v.same(last)))
 }
 
 /// The interval a one-variable inequality states, as (low, closed, high, closed):
 /// `x > 3` → (3, ∞), `x \le 2` → (−∞, 2], `1 \le x < 2` → [1, 2).
 fn rel_interval(parts: &[Node], ops: &[RelOp]) -> Option<(Node, bool, Node, bool)> {
-    let var = |n: &Node| matches!(n, Node::Var(_));
+    let var = is_name;
     let up = |o: RelOp| matches!(o, RelOp::Lt | RelOp::Le);
     let down = |o: RelOp| matches!(o, RelOp::Gt | RelOp::Ge);
     match (parts, ops) {
@@ -193,9 +210,10 @@ fn signatures(items: &[Node], env: &[Value], budget: &mut Budget) -> Vec<Option<
         .collect()
 }
 
-/// Equal as multisets: every item of `xs` matched to a distinct item of `ys`.
+/// Equal as sets (a repeated member counts once): every distinct item of `xs` matched to a
+/// distinct item of `ys`.
 fn same_unordered(xs: &[Node], ys: &[Node], budget: &mut Budget) -> bool {
-    if xs.len() != ys.len() || xs.len() > MAX_ITEMS {
+    if xs.len() > MAX_ITEMS || ys.len() > MAX_ITEMS {
         return false;
     }
     let mut vars = Vec::new();
@@ -205,12 +223,17 @@ fn same_unordered(xs: &[Node], ys: &[Node], budget: &mut Budget) -> bool {
     for &v in &vars {
         env[v as usize] = rng.point();
     }
-    let (sx, sy) = (signatures(xs, &env, budget), signatures(ys, &env, budget));
+    let sx = signatures(xs, &env, budget);
+    let sy = signatures(ys, &env, budget);
+    let (xs, sx) = distinct(xs, sx, budget);
+    let (ys, sy) = distinct(ys, sy, budget);
+    if xs.len() != ys.len() {
+        return false;
+    }
     let mut used = vec![false; ys.len()];
     'outer: for (x, a) in xs.iter().zip(&sx) {
         for (j, y) in ys.iter().enumerate() {
-            let differ = matches!((a, sy[j]), (Some(a), Some(b)) if !a.same(b));
-            if !used[j] && !differ && same(x, y, budget) {
+            if !used[j] && compatible(*a, sy[j]) && same(x, y, budget) {
                 used[j] = true;
                 continue 'outer;
             }
@@ -218,6 +241,31 @@ fn same_unordered(xs: &[Node], ys: &[Node], budget: &mut Budget) -> bool {
         return false;
     }
     true
+}
+
+/// Whether two signatures allow the items to be equal.
+fn compatible(a: Option<Value>, b: Option<Value>) -> bool {
+    !matches!((a, b), (Some(a), Some(b)) if !a.same(b))
+}
+
+/// The items with repeats removed (the first of each equal run kept), with their signatures.
+fn distinct<'n>(
+    items: &'n [Node],
+    sigs: Vec<Option<Value>>,
+    budget: &mut Budget,
+) -> (Vec<&'n Node>, Vec<Option<Value>>) {
+    let (mut out, mut out_sigs): (Vec<&Node>, Vec<Option<Value>>) = (vec![], vec![]);
+    for (n, s) in items.iter().zip(sigs) {
+        let repeat = out
+            .iter()
+            .zip(&out_sigs)
+            .any(|(m, t)| compatible(s, *t) && same(n, m, budget));
+        if !repeat {
+            out.push(n);
+            out_sigs.push(s);
+        }
+    }
+    (out, out_sigs)
 }
 
 /// Normalize a relation's direction: `a > b` → (b, <, a), `a ≥ b` → (b, ≤, a).
@@ -306,7 +354,7 @@ fn same_expr(a: &Node, b: &Node, budget: &mut Budget) -> bool {
     vars_of(b, &mut vars);
     if vars.is_empty() {
         return match (eval(a, &[], budget), eval(b, &[], budget)) {
-            (Some(x), Some(y)) => x.same(y),
+            (Some(x), Some(y)) => x.same(y) || rounded_to(a, y) || rounded_to(b, x),
             _ => false,
         };
     }
@@ -315,6 +363,64 @@ fn same_expr(a: &Node, b: &Node, budget: &mut Budget) -> bool {
         let y = eval(b, env, budget)?;
         Some(x.same(y))
     })
+}
+
+/// Fewest decimal places a decimal needs to stand for a value it only approximates.
+const MIN_PLACES: u32 = 6;
+
+/// The precision policy: a decimal literal written with `k >= MIN_PLACES` places (`0.142857`)
+/// stands for a real value `v` that no terminating decimal equals (`1/7`, `\sqrt2`, `\pi`) when
+/// it is `v` rounded (half up) or truncated to `k` places (`0.666667` and `0.666666` are `2/3`,
+/// `0.666668` is not). A decimal never matches a
+/// different terminating decimal or a value it approximates more coarsely (`0.333` ≢ `1/3`).
+fn rounded_to(node: &Node, v: Value) -> bool {
+    let q = match node {
+        Node::Num(q) => *q,
+        Node::Neg(x) => match **x {
+            Node::Num(q) => q.neg().unwrap_or(q),
+            _ => return false,
+        },
+        _ => return false,
+    };
+    let Some(k) = decimal_places(q.denom()).filter(|k| (MIN_PLACES..=15).contains(k)) else {
+        return false;
+    };
+    let scale = 10i128.pow(k);
+    // The decimal as an integer count of units in its last place.
+    let Some(units) = q.numer().checked_mul(scale / q.denom()) else {
+        return false;
+    };
+    match v.as_q() {
+        Some(r) if decimal_places(r.denom()).is_some() => false, // a terminating decimal
+        Some(r) => {
+            let Some(t) = r.numer().checked_mul(scale) else {
+                return false;
+            };
+            let m = r.denom();
+            let Some(twice) = t.checked_mul(2).and_then(|x| x.checked_add(m)) else {
+                return false;
+            };
+            units == t / m || units == twice.div_euclid(2 * m)
+        }
+        None => v.as_real().is_some_and(|x| {
+            let x = x * scale as f64;
+            x.abs() < 2f64.powi(52) && (units as f64 == x.trunc() || units as f64 == x.round())
+        }),
+    }
+}
+
+/// `k` when `d = 2^a·5^b` with `k = max(a, b)` (a terminating decimal needs `k` places).
+fn decimal_places(d: i128) -> Option<u32> {
+    let (mut d, mut twos, mut fives) = (d, 0, 0);
+    while d % 2 == 0 {
+        d /= 2;
+        twos += 1;
+    }
+    while d % 5 == 0 {
+        d /= 5;
+        fives += 1;
+    }
+    (d == 1).then_some(twos.max(fives))
 }
 
 /// `l1 − r1 = c·(l2 − r2)` for one constant `c ≠ 0` (`c > 0` for inequalities) at random points.

@@ -11,6 +11,8 @@ use super::value::Value;
 
 /// Largest `n` whose factorial is computed (exactly up to 33!, in floating point up to 170!).
 const MAX_FACT: i128 = 170;
+/// Most terms of a `\sum` or `\prod` evaluated (each also costs budget).
+const MAX_TERMS: i128 = 10_000;
 
 pub struct Budget(pub u32);
 
@@ -194,6 +196,31 @@ pub fn eval(node: &Node, env: &[Value], budget: &mut Budget) -> Option<Value> {
         }
         Node::Log(b, x) => log(eval(b, env, budget)?, eval(x, env, budget)?),
         Node::Binom(n, k) => binom(eval(n, env, budget)?, eval(k, env, budget)?),
+        Node::Series(product, k, lo, hi, body) => {
+            let (lo, hi) = (
+                int_of(eval(lo, env, budget)?)?,
+                int_of(eval(hi, env, budget)?)?,
+            );
+            if hi - lo > MAX_TERMS {
+                return None;
+            }
+            let mut env = env.to_vec();
+            let slot = *k as usize;
+            if env.len() <= slot {
+                env.resize(slot + 1, Value::int(0));
+            }
+            let mut acc = Value::int(if *product { 1 } else { 0 });
+            for j in lo..=hi {
+                env[slot] = Value::real(Q::new(j, 1)?);
+                let term = eval(body, &env, budget)?;
+                acc = if *product {
+                    acc.mul(term)?
+                } else {
+                    acc.add(term)?
+                };
+            }
+            Some(acc)
+        }
         Node::Rel(..)
         | Node::Tuple(..)
         | Node::Set(_)
@@ -220,6 +247,12 @@ pub fn vars_of(node: &Node, out: &mut Vec<u16>) {
         | Node::Binom(a, b) => {
             vars_of(a, out);
             vars_of(b, out);
+        }
+        Node::Series(_, k, lo, hi, body) => {
+            push(*k, out);
+            vars_of(lo, out);
+            vars_of(hi, out);
+            vars_of(body, out);
         }
         Node::Add(xs)
         | Node::Mul(xs)

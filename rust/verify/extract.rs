@@ -29,37 +29,39 @@ fn rfind(hay: &str, needle: &str) -> Option<usize> {
 /// Longest answer returned by the phrase rules (a run-on sentence is not an answer).
 const MAX_PHRASE: usize = 200;
 
-/// The content of the last `\boxed`/`\fbox`.
-pub fn boxed(text: &str) -> Option<&str> {
-    let pos = [rfind(text, "\\boxed"), rfind(text, "\\fbox")]
-        .into_iter()
-        .flatten()
-        .max()?;
-    let cmd = if text[pos..].starts_with("\\boxed") {
-        6
-    } else {
-        5
-    };
-    let rest = &text[pos + cmd..];
-    let b = rest.as_bytes();
-    let out = if rest.starts_with('{') {
-        let end = match_brace(b, 0)?;
-        &rest[1..end - 1]
-    } else if rest.starts_with(' ') {
-        // `\boxed 5`: up to the end of the token.
-        let t = rest.trim_start();
-        let end = t
-            .find(|c: char| c.is_whitespace() || c == '$')
-            .unwrap_or(t.len());
-        &t[..end]
-    } else {
-        return None;
-    };
-    let out = out.trim();
-    (!out.is_empty()).then_some(out)
+/// End of the digit run at `i` with thousands separators (`1,234`, `12{,}345`).
+fn digits_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() {
+        let comma = b[i] == b',' && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+        if b[i].is_ascii_digit() || comma {
+            i += 1;
+        } else if b[i..].starts_with(b"{,}") && b.get(i + 3).is_some_and(u8::is_ascii_digit) {
+            i += 3;
+        } else {
+            break;
+        }
+    }
+    i
 }
 
-/// The numeral at the start of `s` (`-1,234.5`, `$18`, `3/4`, `7%`), if any.
+/// End of ` b/c` at `i` (the fraction of a mixed number `4 4/9`), if that is what follows.
+fn mixed_tail(b: &[u8], i: usize) -> Option<usize> {
+    let s = b.get(i..)?;
+    if s.first() != Some(&b' ') {
+        return None;
+    }
+    let num = 1 + s[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if num == 1 || s.get(num) != Some(&b'/') {
+        return None;
+    }
+    let den = s[num + 1..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    (den > 0).then_some(i + num + 1 + den)
+}
+
+/// The numeral at the start of `s` (`-1,234.5`, `$18`, `3/4`, `4 4/9`, `7%`), if any.
 fn leading_number(s: &str) -> Option<&str> {
     let b = s.as_bytes();
     let mut i = 0;
@@ -70,11 +72,8 @@ fn leading_number(s: &str) -> Option<&str> {
         i += 1;
     }
     let digits_from = i;
-    while i < b.len()
-        && (b[i].is_ascii_digit() || (b[i] == b',' && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
-    {
-        i += 1;
-    }
+    i = digits_end(b, i);
+    let int_end = i;
     if i < b.len() && b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
         i += 1;
         while i < b.len() && b[i].is_ascii_digit() {
@@ -89,6 +88,8 @@ fn leading_number(s: &str) -> Option<&str> {
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
+    } else if let Some(end) = (i == int_end).then(|| mixed_tail(b, i)).flatten() {
+        i = end;
     }
     if b.get(i) == Some(&b'%') {
         i += 1;
@@ -100,7 +101,10 @@ fn leading_number(s: &str) -> Option<&str> {
 fn leading_math(s: &str) -> Option<&str> {
     for (open, close) in [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")] {
         if let Some(rest) = s.strip_prefix(open) {
-            let end = rest.find(close)?;
+            // An escaped `\$` (a dollar sign) does not close the math.
+            let (b, c) = (rest.as_bytes(), close.as_bytes());
+            let end =
+                (0..b.len()).find(|&k| b[k..].starts_with(c) && (k == 0 || b[k - 1] != b'\\'))?;
             let inner = rest[..end].trim();
             return (!inner.is_empty()).then_some(inner);
         }
@@ -108,8 +112,44 @@ fn leading_math(s: &str) -> Option<&str> {
     None
 }
 
-/// Where the text after the last "answer is" / "answer:" phrase starts (any letter case).
+/// Words that introduce a final answer in other languages (followed by `:` or a copula).
+const FOREIGN_MARKERS: &[&str] = &[
+    "Respuesta",
+    "respuesta",
+    "Réponse",
+    "réponse",
+    "Antwort",
+    "Risposta",
+    "risposta",
+    "Resposta",
+    "resposta",
+    "Ответ",
+    "ответ",
+    "答案",
+    "Jawaban",
+    "Cevap",
+];
+const COPULAS: &[&str] = &[
+    ":", "：", "es ", "est ", "ist ", "è ", "é ", "是", "为", "為",
+];
+
+/// Where the text after the last "answer is" / "answer:" phrase starts (any letter case); when
+/// there is none, after the last marker of another language.
 fn after_answer_phrase(text: &str) -> Option<usize> {
+    after_english_phrase(text).or_else(|| {
+        FOREIGN_MARKERS
+            .iter()
+            .filter_map(|m| {
+                let p = memchr::memmem::rfind(text.as_bytes(), m.as_bytes())?;
+                let rest = text[p + m.len()..].trim_start_matches([' ', '*', '\u{a0}']);
+                let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
+                Some(text.len() - rest.len() + c.len())
+            })
+            .max()
+    })
+}
+
+fn after_english_phrase(text: &str) -> Option<usize> {
     let b = text.as_bytes();
     let mut end = b.len();
     // Scan back over every `n`/`N` (SIMD), checking for "answer" in any case: linear overall,
@@ -137,22 +177,49 @@ fn after_answer_phrase(text: &str) -> Option<usize> {
     None
 }
 
-/// The answer stated after the last "the answer is" / "answer:" phrase.
-fn phrase(text: &str) -> Option<&str> {
-    let rest = text[after_answer_phrase(text)?..].trim_start_matches([' ', ':', '*', '\t']);
+/// What a phrase rule found: a formula or number (`Math`), or only words (`Words`).
+enum Stated<'t> {
+    Math(Cow<'t, str>),
+    Words(&'t str),
+}
+
+/// The answer stated after the last answer phrase: leading math or a number, else the last
+/// math or number of its sentence (`Final Answer: The smallest $k$ is 12.` → `12`), else the
+/// sentence's words.
+fn phrase(text: &str) -> Option<Stated<'_>> {
+    let at = after_answer_phrase(text)?;
+    let rest = text[at..].trim_start_matches([' ', ':', '*', '\t']);
     if let Some(m) = leading_math(rest) {
-        return Some(m);
+        return Some(Stated::Math(Cow::Borrowed(m)));
     }
     if let Some(n) = leading_number(rest) {
-        return Some(n);
+        return Some(Stated::Math(Cow::Borrowed(n)));
     }
-    let end = rest.find(['\n', '.']).unwrap_or(rest.len()).min(MAX_PHRASE);
+    let end = sentence_end(rest).min(MAX_PHRASE);
     let end = (0..=end)
         .rev()
         .find(|&k| rest.is_char_boundary(k))
         .unwrap_or(0);
-    let out = rest[..end].trim().trim_end_matches('*').trim();
-    (!out.is_empty()).then_some(out)
+    let sentence = &rest[..end];
+    if let Some(t) = super::tail::last_statement(sentence) {
+        return Some(Stated::Math(t));
+    }
+    let out = sentence.trim().trim_end_matches('*').trim();
+    (!out.is_empty()).then_some(Stated::Words(out))
+}
+
+/// The end of the first sentence: a newline, or a `.` that is not a decimal point.
+fn sentence_end(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(off) = memchr::memchr2(b'\n', b'.', &b[from..]) {
+        let p = from + off;
+        if b[p] == b'\n' || !b.get(p + 1).is_some_and(u8::is_ascii_digit) {
+            return p;
+        }
+        from = p + 1;
+    }
+    s.len()
 }
 
 /// The content of the last `#### N` line.
@@ -164,54 +231,130 @@ fn hashes(text: &str) -> Option<&str> {
     (!line.is_empty()).then_some(line)
 }
 
-/// The last number in the text, with thousands commas removed.
-fn last_number(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let mut end = b.len();
-    while end > 0 && !b[end - 1].is_ascii_digit() {
-        end -= 1;
-    }
-    if end == 0 {
-        return None;
-    }
-    let mut start = end;
-    while start > 0 && end - start <= super::MAX_ANSWER_LEN {
-        let c = b[start - 1];
-        let sep_ok = start >= 2 && b[start - 2].is_ascii_digit();
-        if c.is_ascii_digit() || ((c == b',' || c == b'.') && sep_ok) {
-            start -= 1;
-        } else {
-            break;
-        }
-    }
-    if start > 0 && b[start - 1] == b'-' {
-        start -= 1;
-    }
-    if end - start > super::MAX_ANSWER_LEN {
-        return None; // not an answer (and it could only ever match an identical string)
-    }
-    Some(text[start..end].replace(',', ""))
-}
-
-/// The final answer of `text` in `style` (`fallback` turns on the last-number rule).
+/// The final answer of `text` in `style` (`fallback` turns on the last-statement rule).
 /// (Borrowed from `text` where possible: no copy of a long answer.)
+///
+/// In `auto`, a `#### N` line or an answer phrase stating a formula or number *after* the last
+/// box wins over it (the final statement is the answer); otherwise the box. (Only the text after
+/// the box is searched for it.)
 pub fn extract(text: &str, style: super::Style, fallback: bool) -> Option<Cow<'_, str>> {
     use super::Style;
-    if matches!(style, Style::Boxed | Style::Auto) {
-        if let Some(b) = boxed(text) {
-            return Some(Cow::Borrowed(b));
-        }
-        if style == Style::Boxed {
-            return None;
-        }
+    let boxed = match style {
+        Style::Boxed | Style::Auto => boxes(text),
+        Style::Gsm8k => None,
+    };
+    if style == Style::Boxed {
+        return boxed.map(|(_, b)| b);
     }
-    if let Some(h) = hashes(text).or_else(|| phrase(text)) {
-        return Some(Cow::Borrowed(h));
+    let after = &text[boxed.as_ref().map_or(0, |(end, _)| *end)..];
+    let stated = hashes(after)
+        .map(|h| Stated::Math(Cow::Borrowed(h)))
+        .or_else(|| phrase(after));
+    match (boxed, stated) {
+        (Some(_), Some(Stated::Math(m))) => return Some(m),
+        (Some((_, b)), _) => return Some(b),
+        (None, Some(Stated::Math(m))) => return Some(m),
+        (None, Some(Stated::Words(w))) => return Some(Cow::Borrowed(w)),
+        (None, None) => {}
     }
     if fallback {
-        return last_number(text).map(Cow::Owned);
+        return super::tail::last_statement(text);
     }
     None
+}
+
+/// The last box's content (see `boxed`) and where it ends; several boxes that close the text
+/// together (`\boxed{2} and \boxed{5}`) are one list answer, `2, 5`.
+pub fn boxes(text: &str) -> Option<(usize, Cow<'_, str>)> {
+    let (start, end, last) = boxed_at(text, text.len())?;
+    let mut items = vec![last];
+    let mut before = start;
+    while items.len() < MAX_BOXES {
+        let gap = box_gap(&text[..before]);
+        match boxed_at(text, gap.len()) {
+            Some((s, e, b)) if e == gap.len() => {
+                items.push(b);
+                before = s;
+            }
+            _ => break,
+        }
+    }
+    if items.len() == 1 {
+        return Some((end, Cow::Borrowed(last)));
+    }
+    items.reverse();
+    Some((end, Cow::Owned(items.join(", "))))
+}
+
+/// `text` without what may separate two boxes of one answer: spaces, punctuation, `$`, `and`,
+/// `or`, `\quad`, and a short name with `=` (`\boxed{2}$ and $x = \boxed{5}`).
+fn box_gap(text: &str) -> &str {
+    let mut t = text;
+    for _ in 0..4 {
+        t = t.trim_end_matches(|c: char| c.is_whitespace() || ",;$.".contains(c));
+        t = [
+            "and",
+            "or",
+            "\\text{ and }",
+            "\\text{ or }",
+            "\\quad",
+            "\\qquad",
+        ]
+        .iter()
+        .find_map(|w| t.strip_suffix(w))
+        .unwrap_or(t);
+        if let Some(before_eq) = t.strip_suffix('=') {
+            let b = before_eq.trim_end().as_bytes();
+            let name = b
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || b"_{}".contains(c))
+                .count();
+            if (1..=6).contains(&name) {
+                t = &before_eq.trim_end()[..b.len() - name];
+            }
+        }
+    }
+    t
+}
+
+/// Most boxes joined into one answer.
+const MAX_BOXES: usize = 16;
+
+/// The content of the last `\boxed`/`\fbox`.
+pub fn boxed(text: &str) -> Option<&str> {
+    boxed_at(text, text.len()).map(|(_, _, b)| b)
+}
+
+/// The last box that starts before `limit`: (start, end, trimmed content).
+fn boxed_at(text: &str, limit: usize) -> Option<(usize, usize, &str)> {
+    let hay = &text[..limit];
+    let pos = [rfind(hay, "\\boxed"), rfind(hay, "\\fbox")]
+        .into_iter()
+        .flatten()
+        .max()?;
+    let cmd = if text[pos..].starts_with("\\boxed") {
+        6
+    } else {
+        5
+    };
+    let rest = &text[pos + cmd..];
+    let b = rest.as_bytes();
+    let (out, end) = if rest.starts_with('{') {
+        let end = match_brace(b, 0)?;
+        (&rest[1..end - 1], pos + cmd + end)
+    } else if rest.starts_with(' ') {
+        // `\boxed 5`: up to the end of the token.
+        let t = rest.trim_start();
+        let len = t
+            .find(|c: char| c.is_whitespace() || c == '$')
+            .unwrap_or(t.len());
+        (&t[..len], text.len() - t.len() + len)
+    } else {
+        return None;
+    };
+    let out = out.trim();
+    (!out.is_empty()).then_some((pos, end, out))
 }
 
 #[cfg(test)]
@@ -275,5 +418,88 @@ mod tests {
         );
         assert_eq!(extract("#### 5", Style::Auto, true).as_deref(), Some("5"));
         assert_eq!(extract("#### 5", Style::Boxed, true), None);
+    }
+}
+
+#[cfg(test)]
+mod statement_tests {
+    use super::super::Style;
+    use super::*;
+
+    fn auto(t: &str) -> Option<String> {
+        extract(t, Style::Auto, true).map(|c| c.into_owned())
+    }
+
+    #[test]
+    fn a_marker_followed_by_a_sentence() {
+        assert_eq!(
+            auto("Final Answer: The smallest $k$ is 12.").as_deref(),
+            Some("12")
+        );
+        assert_eq!(auto("Final Answer: Monday.").as_deref(), Some("Monday"));
+        assert_eq!(auto("The answer is 4 4/9.").as_deref(), Some("4 4/9"));
+        assert_eq!(auto("The answer is 12{,}345.").as_deref(), Some("12{,}345"));
+        assert_eq!(auto("La respuesta es 7.").as_deref(), Some("7"));
+        assert_eq!(auto("Réponse : $\\frac12$").as_deref(), Some("\\frac12"));
+        assert_eq!(auto("答案：42").as_deref(), Some("42"));
+        assert_eq!(auto("Ответ: 3").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn the_final_statement_wins_over_an_earlier_box() {
+        let t = "First \\boxed{2015} is a step. The final answer is $2,016$.";
+        assert_eq!(auto(t).as_deref(), Some("2,016"));
+        let t = "The final answer is $\\boxed{5}$.";
+        assert_eq!(auto(t).as_deref(), Some("5"));
+        // Words after a box do not replace it.
+        let t = "\\boxed{5}. I hope the answer is correct";
+        assert_eq!(auto(t).as_deref(), Some("5"));
+        assert_eq!(
+            extract("\\boxed{3} #### 4", Style::Boxed, true).as_deref(),
+            Some("3")
+        );
+    }
+
+    #[test]
+    fn several_closing_boxes_are_one_list() {
+        assert_eq!(
+            auto("So $x=\\boxed{2}$ and $x=\\boxed{5}$.").as_deref(),
+            Some("2, 5")
+        );
+        assert_eq!(
+            auto("\\boxed{1}, \\boxed{2}, \\boxed{3}").as_deref(),
+            Some("1, 2, 3")
+        );
+        // A box earlier in the text is not part of the final answer.
+        assert_eq!(
+            auto("\\boxed{1} then we get more: \\boxed{2}").as_deref(),
+            Some("2")
+        );
+    }
+
+    #[test]
+    fn prose_without_markers() {
+        assert_eq!(
+            auto("Therefore $y \\le 3$ is the solution.").as_deref(),
+            Some("y \\le 3")
+        );
+        assert_eq!(auto("so it is 5/7.").as_deref(), Some("5/7"));
+        assert_eq!(auto("the code XK9B").as_deref(), None);
+    }
+}
+
+#[cfg(test)]
+mod dollar_tests {
+    use super::super::Style;
+    use super::*;
+
+    #[test]
+    fn an_escaped_dollar_is_not_a_delimiter() {
+        let t = "Final Answer: $\\$18.00$";
+        assert_eq!(extract(t, Style::Auto, true).as_deref(), Some("\\$18.00"));
+        assert_eq!(
+            extract("Answer: $é$", Style::Auto, true).as_deref(),
+            Some("é")
+        );
     }
 }

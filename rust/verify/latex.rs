@@ -95,6 +95,9 @@ const SIMPLE: &[(&str, &str)] = &[
     ("≠", "\\ne "),
     ("√", "\\sqrt"),
     ("±", "\\pm "),
+    ("≈", "\\approx "),
+    ("\\angle", " "),
+    ("\\measuredangle", " "),
 ];
 
 /// Commands whose braced argument is text (or formatting) to unwrap.
@@ -117,6 +120,11 @@ const WRAPPERS: &[&str] = &[
     "\\fbox",
     "\\mathbb",
     "\\bf",
+    "\\overline",
+    "\\overrightarrow",
+    "\\overleftrightarrow",
+    "\\vec",
+    "\\widehat",
 ];
 /// Wrappers that may hold a unit after a number.
 const UNIT_WRAPPERS: &[&str] = &[
@@ -150,7 +158,7 @@ pub fn match_brace(s: &[u8], open: usize) -> Option<usize> {
     None
 }
 
-fn strip_delims(s: &str) -> &str {
+pub(super) fn strip_delims(s: &str) -> &str {
     let mut s = s.trim();
     loop {
         let t = s
@@ -177,7 +185,7 @@ fn is_unit_text(content: &str) -> bool {
 }
 
 /// Remove one trailing `\text{unit}` (with an optional `^2`/`^3`) after something else.
-fn strip_trailing_unit_group(s: &str) -> Option<String> {
+pub(super) fn strip_trailing_unit_group(s: &str) -> Option<String> {
     let t = s.trim_end();
     let t = ["^2", "^3", "^{2}", "^{3}"]
         .iter()
@@ -230,13 +238,13 @@ fn unwrap_groups(s: &mut String) {
 }
 
 /// Drop trailing plain unit words after a number: `18 dollars`, `5 sq ft`, `3 cm^2`.
-fn strip_unit_words(s: &str) -> &str {
+pub(super) fn strip_unit_words(s: &str) -> &str {
     let mut t = s.trim_end();
     loop {
         let Some(sp) = t.rfind(' ') else { return t };
         let word = t[sp + 1..].trim_end_matches(['.', '2', '3', '^']);
         let prefix = t[..sp].trim_end();
-        let is_word = word.len() >= 2
+        let is_word = (word.len() >= 2 || matches!(word, "m" | "g" | "s" | "h"))
             && word.bytes().all(|b| b.is_ascii_alphabetic())
             && !FUNCS.contains(&word);
         if !is_word || !prefix.bytes().any(|b| b.is_ascii_digit()) {
@@ -267,16 +275,27 @@ fn drop_spaced_separators(s: &str) -> String {
     out
 }
 
+fn byte_set(s: &str) -> [bool; 256] {
+    let mut set = [false; 256];
+    s.bytes().for_each(|b| set[b as usize] = true);
+    set
+}
+
 /// The cosmetic normal form of an answer (see the module doc).
 pub fn normalize(s: &str) -> String {
     // Protect `\\` (row breaks) from the rules for `\ ` and `\,`.
-    let mut out = strip_delims(s).replace("\\\\", "\u{1}");
+    // Trailing punctuation first, so that `$5$.` and `5 \text{ m}.` lose their delimiters and units.
+    let s = strip_delims(s.trim().trim_end_matches(['.', ',', ';', ':']));
+    let mut out = s.trim_end_matches(['.', ',', ';']).replace("\\\\", "\u{1}");
     if out.contains(",\\!") {
         out = drop_spaced_separators(&out);
     }
+    // Only the rules whose first byte occurs in the answer are searched for.
+    let mut present = byte_set(&out);
     for (from, to) in SIMPLE {
-        if out.contains(from) {
+        if present[from.as_bytes()[0] as usize] && out.contains(from) {
             out = out.replace(from, to);
+            present = byte_set(&out);
         }
     }
     while let Some(t) = strip_trailing_unit_group(&out) {
@@ -345,6 +364,24 @@ fn scan_number(b: &[u8], mut i: usize, top_level: bool) -> usize {
     i
 }
 
+/// End of `b/c` (integers, optional spaces around `/`) at `i` when nothing numeric follows it:
+/// the fraction of a mixed number.
+fn mixed_fraction(b: &[u8], i: usize) -> Option<usize> {
+    let digits = |j: usize| j + b[j..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let spaces = |j: usize| j + b[j..].iter().take_while(|c| **c == b' ').count();
+    let n_end = digits(i);
+    let slash = spaces(n_end);
+    if n_end == i || b.get(slash) != Some(&b'/') {
+        return None;
+    }
+    let d_start = spaces(slash + 1);
+    let end = digits(d_start);
+    let next = b.get(end).copied().unwrap_or(b' ');
+    let clean =
+        !(next.is_ascii_alphanumeric() || matches!(next, b'.' | b'^' | b'_' | b'!' | b'{' | b'('));
+    (end > d_start && clean).then_some(end)
+}
+
 /// Tokens of a normalized answer; `None` when it holds a character no rule knows or more than
 /// `max_tokens` tokens.
 pub fn tokenize(s: &str, max_tokens: usize) -> Option<Vec<Tok<'_>>> {
@@ -352,6 +389,8 @@ pub fn tokenize(s: &str, max_tokens: usize) -> Option<Vec<Tok<'_>>> {
     let mut out = Vec::with_capacity(s.len() / 2 + 1);
     let mut depth = 0i32;
     let mut i = 0;
+    // End of the last numeral; a numeral right after it (white space between) is a mixed number.
+    let mut num_end = usize::MAX;
     while i < b.len() {
         if out.len() > max_tokens {
             return None;
@@ -361,10 +400,35 @@ pub fn tokenize(s: &str, max_tokens: usize) -> Option<Vec<Tok<'_>>> {
             i += 1;
             continue;
         }
+        if !(c.is_ascii_digit() || c == b'.') {
+            num_end = usize::MAX;
+        }
         if c.is_ascii_digit() || (c == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit()) {
+            // After `_`, `^` or a command the earlier numeral is an argument (`\log_2 8`,
+            // `\frac 1 2`), not a number of its own.
+            let argument =
+                out.len() >= 2 && matches!(out[out.len() - 2], Tok::Sym(b'_' | b'^') | Tok::Cmd(_));
+            if let (Some(Tok::Num(prev)), false) = (out.last(), argument) {
+                if num_end < i {
+                    // Two numbers separated by white space never multiply: `4 4/9` is a mixed
+                    // number, anything else is not algebra.
+                    let (whole, end) = (*prev, mixed_fraction(b, i)?);
+                    let (num, den) = s[i..end].split_once('/')?;
+                    if !whole.bytes().all(|d| d.is_ascii_digit()) {
+                        return None;
+                    }
+                    out.pop();
+                    out.extend([Tok::Sym(b'('), Tok::Num(whole), Tok::Sym(b'+')]);
+                    out.extend([Tok::Num(num.trim()), Tok::Sym(b'/'), Tok::Num(den.trim())]);
+                    out.push(Tok::Sym(b')'));
+                    i = end;
+                    continue;
+                }
+            }
             let end = scan_number(b, i, depth == 0);
             out.push(Tok::Num(&s[i..end]));
             i = end;
+            num_end = end;
             continue;
         }
         if c.is_ascii_alphabetic() {
@@ -375,7 +439,8 @@ pub fn tokenize(s: &str, max_tokens: usize) -> Option<Vec<Tok<'_>>> {
             let w = &s[i..j];
             if FUNCS.contains(&w) {
                 out.push(Tok::Cmd(w));
-            } else if w.len() <= 2 {
+            } else if w.len() <= 2 || (w.len() <= 4 && w.bytes().all(|c| c.is_ascii_uppercase())) {
+                // `xy`, and points of a figure (`ABC`), are products of letters.
                 out.extend(w.chars().map(Tok::Letter));
             } else {
                 out.push(Tok::Word(w));

@@ -22,6 +22,8 @@ pub mod extract;
 pub mod latex;
 pub mod parse;
 pub mod rational;
+pub mod tail;
+pub mod units;
 pub mod value;
 
 use std::str::FromStr;
@@ -104,8 +106,23 @@ fn is_text(s: &str) -> bool {
         .any(|w| s.starts_with(w) && latex::match_brace(s.as_bytes(), w.len() - 1) == Some(s.len()))
 }
 
+/// The characters of `s` without white space, except that white space between two digits
+/// stays (as one space): `2 3` is two numbers, never `23`.
 fn squash(s: &str) -> impl Iterator<Item = char> + '_ {
-    s.chars().filter(|c| !c.is_whitespace())
+    let mut prev = ' ';
+    let mut gap = false;
+    s.chars()
+        .flat_map(move |c| {
+            if c.is_whitespace() {
+                gap = true;
+                return [None, None];
+            }
+            let sep = (gap && prev.is_ascii_digit() && c.is_ascii_digit()).then_some(' ');
+            gap = false;
+            prev = c;
+            [sep, Some(c)]
+        })
+        .flatten()
 }
 
 /// Whether `candidate` states the same answer as `reference` (see the module doc and
@@ -120,6 +137,9 @@ pub fn equivalent(reference: &str, candidate: &str) -> bool {
     }
     if r.len() > MAX_ANSWER_LEN || c.len() > MAX_ANSWER_LEN {
         return false;
+    }
+    if units::differ(r, c) {
+        return false; // `5 cm` is not `5 m`
     }
     let (nr, nc) = (latex::normalize(r), latex::normalize(c));
     if nr.is_empty() || nc.is_empty() {

@@ -62,6 +62,8 @@ pub enum Node {
     /// `\log_b x`: (b, x).
     Log(Box<Node>, Box<Node>),
     Binom(Box<Node>, Box<Node>),
+    /// `\sum_{k=lo}^{hi} body` (false) or `\prod` (true): (product?, k, lo, hi, body).
+    Series(bool, u16, Box<Node>, Box<Node>, Box<Node>),
     /// `a op b op c ...` (parts, ops).
     Rel(Vec<Node>, Vec<RelOp>),
     /// Brackets with two or more items: a tuple or an interval, `(open, close, items)`.
@@ -121,6 +123,24 @@ pub fn parse(toks: Vec<Tok<'_>>, vars: &mut Vars) -> PResult {
     } else {
         Node::Set(items)
     })
+}
+
+/// A name rather than a value: a variable, a product of names (`AB`, `f(x)`), the absolute value
+/// of a name (`|PQ|`), or a tuple or ratio of names (`(a, b)`, `S_1 : S_2`).
+pub fn is_name(n: &Node) -> bool {
+    match n {
+        Node::Var(_) => true,
+        // `f(2)` names a value too; `2x` does not.
+        Node::Mul(xs) => {
+            is_name(&xs[0])
+                && xs[1..]
+                    .iter()
+                    .all(|x| is_name(x) || matches!(x, Node::Num(_)))
+        }
+        Node::Func(Func::Abs, x) => is_name(x),
+        Node::Tuple(_, _, xs) => xs.iter().all(is_name),
+        _ => false,
+    }
 }
 
 /// The exact (or, when too long, float) value of a numeral like `1,000.50` or `1.5e3`.
@@ -200,23 +220,50 @@ impl<'a, 'v> Parser<'a, 'v> {
     }
 
     fn relation(&mut self) -> PResult {
-        let first = self.sum()?;
+        let first = self.ratio()?;
         // `x \in S` states S.
         if matches!(first, Node::Var(_)) && self.eat(Tok::Cmd("in")) {
             return self.union();
         }
         let mut parts = vec![first];
         let mut ops = Vec::new();
-        while let Some(Tok::Rel(op)) = self.peek() {
-            self.pos += 1;
-            ops.push(op);
-            parts.push(self.sum()?);
+        loop {
+            match self.peek() {
+                Some(Tok::Rel(op)) => {
+                    self.pos += 1;
+                    ops.push(op);
+                    parts.push(self.ratio()?);
+                }
+                Some(Tok::Cmd("approx")) => {
+                    // The exact value before `\approx` is the answer; after a lone name
+                    // (`x \approx 0.71`) the approximation is all there is.
+                    self.pos += 1;
+                    let approx = self.ratio()?;
+                    if ops.is_empty() && is_name(&parts[0]) {
+                        parts[0] = approx;
+                    }
+                }
+                _ => break,
+            }
         }
         Ok(if ops.is_empty() {
             parts.pop().ok_or(())?
         } else {
             Node::Rel(parts, ops)
         })
+    }
+
+    /// `a : b : c` (a ratio, items in order), or a single sum.
+    fn ratio(&mut self) -> PResult {
+        let first = self.sum()?;
+        if self.peek() != Some(Tok::Sym(b':')) {
+            return Ok(first);
+        }
+        let mut items = vec![first];
+        while self.eat(Tok::Sym(b':')) {
+            items.push(self.sum()?);
+        }
+        Ok(Node::Tuple(b':', b':', items))
     }
 
     pub(super) fn sum(&mut self) -> PResult {

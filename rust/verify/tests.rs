@@ -226,3 +226,137 @@ fn large_unordered_sets_match_within_the_budget() {
     assert!(!eq(&fwd, &format!("\\{{{}\\}}", shifted.join(","))));
     yes(&[("1011_2, 3", "3, 1011")]);
 }
+
+#[test]
+fn mixed_numbers_never_multiply() {
+    yes(&[
+        ("4 4/9", "\\frac{40}{9}"),
+        ("4 4/9", "4\\frac{4}{9}"),
+        ("-4 4/9", "-\\frac{40}{9}"),
+        ("2 1/2", "2.5"),
+        ("\\log_2 8", "3"),
+        ("\\frac 1 2", "0.5"),
+    ]);
+    no(&[
+        ("\\frac{16}{9}", "4 4/9"),
+        ("6", "2 3"),
+        ("23", "2 3"),
+        ("\\frac{40}{9}", "4 4/9x"),
+    ]);
+}
+
+#[test]
+fn equations_with_a_named_left_side() {
+    yes(&[
+        ("(4,1)", "(a,b)=(4,1)"),
+        ("7", "|PQ|=7"),
+        ("3:5", "S_1:S_2=3:5"),
+        ("5", "t = 2+3 = 5"),
+        ("5", "2 + 3 = 5"),
+        ("12", "f(2) = 12"),
+        ("7", "\\overline{AB} = 7"),
+        ("30", "m\\angle ABC = 30^\\circ"),
+        ("\\frac{\\sqrt2}{2}", "\\frac{\\sqrt{2}}{2} \\approx 0.707"),
+        (
+            "\\frac{\\sqrt2}{2}",
+            "x = \\frac{\\sqrt{2}}{2} \\approx 0.707",
+        ),
+    ]);
+    no(&[
+        ("(4,1)", "(a,b)=(1,4)"),
+        ("5", "x + 1 = 5"),
+        ("5", "2x = 5"),
+        ("5", "2 + 2 = 5"),
+        ("3:5", "5:3"),
+        ("3:5", "S_1:S_2=6:10"),
+        ("0.707", "\\frac{\\sqrt{2}}{2} \\approx 0.707"),
+    ]);
+}
+
+#[test]
+fn inequalities_on_a_name() {
+    yes(&[
+        ("(0,2)", "0<g(x)<2"),
+        ("[1,2]", "1 \\le |w| \\le 2"),
+        ("(-\\infty, 3]", "f(x) \\le 3"),
+    ]);
+    no(&[
+        ("(0,2)", "0<g(x)\\le2"),
+        ("(0,2)", "0 < 2x < 2"),
+        ("[1,2]", "2 \\ge |w| > 1"),
+    ]);
+}
+
+#[test]
+fn sets_ignore_repeats() {
+    yes(&[
+        ("\\{2,5\\}", "2, 5"),
+        ("\\{1,2\\}", "\\{1,1,2\\}"),
+        ("1, 2", "2, 1, 2"),
+        ("3", "3, 3"),
+    ]);
+    no(&[("\\{1,2\\}", "\\{1,1,3\\}"), ("1, 2", "1, 1")]);
+}
+
+#[test]
+fn decimals_against_values_without_a_terminating_decimal() {
+    yes(&[
+        ("\\frac17", "0.142857"),
+        ("\\frac17", "0.1428571"),
+        ("\\frac23", "0.666667"),
+        ("\\frac23", "0.666666"),
+        ("-\\frac23", "-0.666667"),
+        ("\\sqrt2", "1.414214"),
+        ("\\pi", "3.141593"),
+    ]);
+    no(&[
+        ("\\frac17", "0.1429"),
+        ("\\frac13", "0.333"),
+        ("\\frac23", "0.666668"),
+        ("\\frac18", "0.1250001"),
+        ("0.142857", "0.1428571"),
+        ("\\sqrt2", "1.414"),
+        ("\\frac17", "-0.142857"),
+    ]);
+}
+
+#[test]
+fn separators_and_units_with_punctuation() {
+    yes(&[
+        ("12345", "12{,}345"),
+        ("5", "5 \\text{ m}."),
+        ("5", "$5$."),
+        ("5", "5\\mbox{ cm},"),
+        ("4", "4 \\text{ hours};"),
+    ]);
+    no(&[("12345", "12{,}346"), ("5", "6 \\text{ m}.")]);
+}
+
+#[test]
+fn sums_and_products() {
+    yes(&[
+        ("55", "\\sum_{k=1}^{10} k"),
+        ("120", "\\prod_{k=1}^{5} k"),
+        ("15", "\\sum_{n=0}^{3} 2^n"),
+    ]);
+    // Bounds must be integers: a symbolic sum is never equal to anything (points are fractions).
+    assert!(!eq("\\frac{n(n+1)}{2}", "\\sum_{k=1}^{n} k"));
+    no(&[
+        ("45", "\\sum_{k=1}^{10} k"),
+        ("1", "\\sum_{k=1}^{10^{9}} k"),
+    ]);
+}
+
+#[test]
+fn different_units_differ() {
+    yes(&[
+        ("5\\text{ cm}", "5 centimeters"),
+        ("5", "5\\text{ m}"),
+        ("3\\text{ ft}", "3 feet."),
+    ]);
+    no(&[
+        ("5\\text{ cm}", "5\\text{ m}"),
+        ("5\\text{ cm}^2", "5\\text{ cm}"),
+        ("2 hours", "2 minutes"),
+    ]);
+}

@@ -1,0 +1,133 @@
+r"""Hand-written completions in the styles base and chat models produce, with labels by hand
+(written for this corpus; none is taken from another grader's tests).
+
+`ANSWERS`: (category, reference, equivalent answers, wrong answers); each answer is put in the
+completion templates of `WRAPPERS` (boxed, prose, "Final Answer:", markdown, a chat reply).
+`WHOLE`: complete completions where the style itself is the point (prose without markers,
+a marker followed by a sentence, a final statement after an intermediate box, several boxes,
+other languages), as (category, completion, reference, label).
+"""
+
+from __future__ import annotations
+
+ANSWERS: list[tuple[str, str, list[str], list[str]]] = [
+    ("mixed-number", "\\frac{40}{9}", ["4 4/9", "4\\frac{4}{9}", "\\frac{40}{9}"], ["\\frac{16}{9}", "4/9"]),
+    ("mixed-number", "\\frac{16}{9}", ["1\\frac{7}{9}", "1 7/9"], ["4 4/9", "1 9/7"]),
+    ("mixed-number", "2\\frac{1}{2}", ["2.5", "5/2", "2 1/2"], ["2 \\cdot \\frac12", "1"]),
+    ("mixed-number", "7\\frac{3}{4}", ["7 3/4", "\\frac{31}{4}", "7.75"], ["\\frac{21}{4}", "7 4/3"]),
+    ("equation-lhs", "(4,1)", ["(a,b)=(4,1)", "(a, b) = (4, 1)"], ["(a,b)=(1,4)", "(4,-1)"]),
+    ("equation-lhs", "7", ["|PQ|=7", "PQ = 7", "\\overline{AB} = 7"], ["|PQ| = 8", "PQ^2 = 7"]),
+    ("equation-lhs", "3:5", ["S_1:S_2=3:5", "3 : 5"], ["5:3", "S_1:S_2=5:3"]),
+    ("equation-lhs", "12", ["f(2) = 12", "g(3)=12"], ["f(12) = 2", "2f = 12"]),
+    ("equation-lhs", "-3", ["x = -3", "k=-3"], ["x = 3", "x - 3 = 0"]),
+    ("chain", "5", ["t = 2+3 = 5", "2 + 3 = 5", "x = 10/2 = 5"], ["2 + 3 = 6", "t = 5 + 1 = 6"]),
+    ("chain", "\\frac{3}{2}", ["r = \\frac{6}{4} = \\frac{3}{2}", "\\frac{9}{6} = \\frac32"], ["r = \\frac{6}{4} = \\frac{2}{3}"]),
+    ("approx", "\\frac{\\sqrt{2}}{2}", ["\\frac{\\sqrt2}{2} \\approx 0.707", "\\frac{1}{\\sqrt{2}}"], ["0.707", "\\sqrt{2}"]),
+    ("approx", "2\\pi", ["2\\pi \\approx 6.28", "C = 2\\pi \\approx 6.283"], ["6.28", "\\pi"]),
+    ("inequality", "(0,2)", ["0<g(x)<2", "0 < x < 2", "(0, 2)"], ["0 \\le x < 2", "(0, 2]", "(2, 0)"]),
+    ("inequality", "[1,2]", ["1 \\le |w| \\le 2", "1 \\leq x \\leq 2"], ["1 < x \\le 2", "[1, 3]"]),
+    ("inequality", "(-\\infty, 3]", ["y \\le 3", "x \\leq 3", "(-\\infty,3]"], ["y < 3", "y \\ge 3", "(-\\infty, 3)"]),
+    ("inequality", "(5, \\infty)", ["x > 5", "5 < x"], ["x \\ge 5", "x > -5"]),
+    ("separators", "12345", ["12{,}345", "12,345", "12345"], ["12{,}346", "1234"]),
+    ("separators", "1000000", ["1{,}000{,}000", "1,000,000", "10^6"], ["100000", "1,000,001"]),
+    ("precision", "\\frac{1}{7}", ["0.142857", "0.1428571", "\\frac{2}{14}"], ["0.14", "0.1429", "0.142858"]),
+    ("precision", "\\frac{2}{3}", ["0.666667", "\\frac{4}{6}"], ["0.67", "0.6667", "0.666668"]),
+    ("precision", "\\sqrt{2}", ["1.414214", "\\sqrt2"], ["1.414", "1.41"]),
+    ("precision", "0.125", ["\\frac{1}{8}", "0.1250"], ["0.1251", "0.13"]),
+    ("units", "5", ["5 \\text{ m}.", "5\\text{ meters}", "5 m"], ["6 \\text{ m}.", "50 \\text{ m}"]),
+    ("units", "18", ["\\$18", "18 dollars.", "\\$18.00"], ["\\$19", "1.8"]),
+    ("units", "90", ["90^\\circ", "90^{\\circ}.", "90 degrees"], ["91^\\circ", "9"]),
+    ("units", "15", ["15\\text{ cm}^2", "15 \\mbox{ cm}^2,"], ["25\\text{ cm}^2", "1.5"]),
+    ("sum-prod", "55", ["55", "55."], ["56", "45"]),
+    ("set-repeat", "\\{1,2\\}", ["\\{1,1,2\\}", "1, 2", "2, 1"], ["\\{1, 3\\}", "\\{1,1,3\\}"]),
+    ("set-repeat", "-2, 3", ["x = 3, x = -2", "3, -2, 3", "\\{-2, 3\\}"], ["2, -3", "3"]),
+    ("several-boxes", "2, 5", ["2, 5", "5, 2"], ["2, 6", "2"]),
+    ("intervals", "[-2, 7)", ["[-2,7)", "-2 \\le x < 7"], ["(-2, 7)", "[-2, 7]", "[7, -2)"]),
+    ("intervals", "(-\\infty, -1) \\cup (1, \\infty)", ["(1,\\infty) \\cup (-\\infty,-1)"], ["(-\\infty, -1] \\cup [1, \\infty)", "(-1, 1)"]),
+    ("sets", "\\{3, 4, 5\\}", ["\\{5, 4, 3\\}", "3, 4, 5"], ["\\{3, 4\\}", "\\{3, 4, 6\\}"]),
+    ("tuples", "(1, -2)", ["(1,-2)", "\\left(1, -2\\right)"], ["(-2, 1)", "(1, 2)", "[1, -2]"]),
+    ("expressions", "x^2 + 2x + 1", ["(x+1)^2", "x^2+2x+1"], ["(x-1)^2", "x^2 + 1"]),
+    ("expressions", "\\frac{3\\sqrt{5}}{5}", ["\\frac{3}{\\sqrt{5}}", "\\frac{3\\sqrt5}{5}"], ["\\frac{5}{3\\sqrt5}", "3\\sqrt5"]),
+    ("fractions", "\\frac{5}{7}", ["5/7", "\\dfrac{5}{7}", "\\frac{10}{14}"], ["\\frac{7}{5}", "7", "5"]),
+    ("negatives", "-\\frac{1}{2}", ["-0.5", "\\frac{-1}{2}", "-1/2"], ["\\frac{1}{2}", "-2"]),
+    ("text", "\\text{Monday}", ["Monday", "\\text{Monday}"], ["Tuesday"]),
+    ("text", "\\text{(C)}", ["(C)", "C"], ["(D)", "B"]),
+    ("percent", "25\\%", ["25\\%", "25", "0.25"], ["2.5\\%", "250"]),
+    ("matrices", "\\begin{pmatrix} 1 \\\\ -2 \\end{pmatrix}", ["\\begin{pmatrix}1\\\\-2\\end{pmatrix}", "(1,-2)"], ["\\begin{pmatrix} -2 \\\\ 1 \\end{pmatrix}"]),
+    ("complex", "3 + 4i", ["4i + 3", "3+4i"], ["3 - 4i", "4 + 3i"]),
+    ("roots", "2\\sqrt{3}", ["\\sqrt{12}", "2\\sqrt3"], ["\\sqrt{6}", "3\\sqrt{2}"]),
+]
+
+WRAPPERS: list[str] = [
+    "We work through the problem step by step.\nSo the final answer is $\\boxed{{{a}}}$.",
+    "Putting the pieces together, we find that the answer is ${a}$.",
+    "Step 1: set up the equation.\nStep 2: solve it.\n\nFinal Answer: ${a}$",
+    "## Solution\n\nWe compute carefully.\n\n**Answer:** ${a}$",
+    "Sure! Let's solve this.\n\nFirst we simplify, then we check the result.\n\nThe answer is: \\({a}\\)",
+]
+
+WHOLE: list[tuple[str, str, str, bool]] = [
+    # Prose without a box and without "the answer is".
+    ("prose", "Therefore $y \\le 3$ is the solution.", "(-\\infty, 3]", True),
+    ("prose", "Therefore $y \\le 3$ is the solution.", "(-\\infty, 3)", False),
+    ("prose", "Dividing, we see the ratio is 5/7.", "\\frac{5}{7}", True),
+    ("prose", "Dividing, we see the ratio is 5/7.", "7", False),
+    ("prose", "The license plate reads XK9B, and there are 24 such plates.", "24", True),
+    ("prose", "We need 24 plates in total; the first one reads XK9B", "9", False),
+    ("prose", "Adding them up gives 4 4/9 cups of flour.", "\\frac{40}{9}", True),
+    ("prose", "Adding them up gives 4 4/9 cups of flour.", "\\frac{16}{9}", False),
+    ("prose", "She has 3 apples and buys 11 more, so she ends up with 14 apples.", "14", True),
+    ("prose", "She has 3 apples and buys 11 more, so she ends up with 14 apples.", "11", False),
+    ("prose", "So the total is $12{,}345$ people.", "12345", True),
+    ("prose", "Thus $x = \\frac{3}{4}$ satisfies the equation.", "\\frac34", True),
+    ("prose", "Thus $x = \\frac{3}{4}$ satisfies the equation.", "\\frac43", False),
+    ("prose", "Hence the area of the triangle is $6\\sqrt{3}$ square units.", "6\\sqrt3", True),
+    ("prose", "Hence the area of the triangle is $6\\sqrt{3}$ square units.", "6", False),
+    ("prose", "He paid $5 for lunch and $3 for coffee, so $8 in total.", "8", True),
+    ("prose", "He paid $5 for lunch and $3 for coffee, so $8 in total.", "3", False),
+    # A marker followed by a sentence.
+    ("marker-sentence", "Final Answer: The smallest $k$ is 12.", "12", True),
+    ("marker-sentence", "Final Answer: The smallest $k$ is 12.", "1", False),
+    ("marker-sentence", "Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", "\\frac12", True),
+    ("marker-sentence", "Answer: She will need 7 more boxes.", "7", True),
+    ("marker-sentence", "Answer: She will need 7 more boxes.", "8", False),
+    ("marker-sentence", "**Final Answer:** The value of $x$ is $-4$.", "-4", True),
+    ("marker-sentence", "**Final Answer:** The value of $x$ is $-4$.", "4", False),
+    ("marker-sentence", "Final answer: It takes 3.5 hours.", "3.5", True),
+    ("marker-sentence", "Final answer: Monday", "\\text{Monday}", True),
+    # A final statement after an intermediate box.
+    ("final-after-box", "First, $\\boxed{2015}$ is the year before. The final answer is $2,016$.", "2016", True),
+    ("final-after-box", "First, $\\boxed{2015}$ is the year before. The final answer is $2,016$.", "2015", False),
+    ("final-after-box", "We get $\\boxed{x^2-1}$ for the numerator, so the answer is $\\frac{1}{4}$.", "\\frac14", True),
+    ("final-after-box", "The sum is $\\boxed{10}$.\n#### 12", "12", True),
+    ("final-after-box", "The sum is $\\boxed{10}$. I hope the answer is correct.", "10", True),
+    ("final-after-box", "The final answer is $\\boxed{7}$.", "7", True),
+    # Several boxes.
+    ("several-boxes", "The solutions are $\\boxed{2}$ and $\\boxed{5}$.", "\\{2,5\\}", True),
+    ("several-boxes", "The solutions are $\\boxed{2}$ and $\\boxed{5}$.", "\\{2,6\\}", False),
+    ("several-boxes", "So $x = \\boxed{-1}$ or $x = \\boxed{3}$.", "-1, 3", True),
+    ("several-boxes", "So $x = \\boxed{-1}$ or $x = \\boxed{3}$.", "3", False),
+    ("several-boxes", "\\boxed{1}, \\boxed{2}, \\boxed{3}", "1,2,3", True),
+    ("several-boxes", "First $\\boxed{4}$ is wrong; after checking again we get $\\boxed{6}$.", "6", True),
+    ("several-boxes", "First $\\boxed{4}$ is wrong; after checking again we get $\\boxed{6}$.", "4", False),
+    # Sums and products.
+    ("sum-prod", "So the answer is $\\boxed{\\sum_{k=1}^{10} k}$.", "55", True),
+    ("sum-prod", "So the answer is $\\boxed{\\sum_{k=1}^{10} k}$.", "45", False),
+    ("sum-prod", "The value is $\\boxed{\\prod_{k=1}^{5} k}$.", "120", True),
+    ("sum-prod", "The value is $\\boxed{\\sum_{n=0}^{3} 2^n}$.", "15", True),
+    ("sum-prod", "The value is $\\boxed{\\sum_{n=0}^{3} 2^n}$.", "16", False),
+    # Other languages.
+    ("foreign", "Sumamos los dos números. La respuesta es 42.", "42", True),
+    ("foreign", "Sumamos los dos números. La respuesta es 42.", "24", False),
+    ("foreign", "On additionne. Réponse : $\\frac{3}{5}$", "\\frac35", True),
+    ("foreign", "Wir addieren. Die Antwort ist 17.", "17", True),
+    ("foreign", "Wir addieren. Die Antwort ist 17.", "71", False),
+    ("foreign", "先计算总数。答案：36", "36", True),
+    ("foreign", "Сначала сложим. Ответ: 8", "8", True),
+    ("foreign", "Sommiamo i valori. Risposta: 9", "9", True),
+    ("foreign", "Sommiamo i valori. Risposta: 9", "8", False),
+    # Units with trailing punctuation, in prose.
+    ("units", "The rope is $5 \\text{ m}$.", "5", True),
+    ("units", "The answer is $5 \\text{ m}$.", "6", False),
+    ("units", "The answer is 12 inches.", "12", True),
+]
