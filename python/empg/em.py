@@ -49,7 +49,7 @@ from empg.metrics import RolloutSummary, RunLogger
 from empg.mstep import MStepSettings, Samples, make_optimizer, make_scheduler, num_steps, score
 from empg.mstep import m_step as run_m_step
 from empg.sampling import Rollout, Sampler, SamplingParams
-from empg.samplers import make_sampler
+from empg.samplers import choose_sampler, make_sampler
 from empg.signals import GracefulStop
 from empg.verify import verify_batch
 
@@ -216,10 +216,12 @@ def setup(cfg: Config, *, model_path: str | None = None, for_training: bool = Tr
 
     stop = tuple(dict.fromkeys(list(template.stop) + list(cfg.sampling.stop)))
     sharded = for_training and dist.enabled  # the trainer sharded by FSDP2, the sampler whole
-    rollout_model = copy.deepcopy(model) if sharded and cfg.sampling.sampler == "transformers" else model
+    choice = choose_sampler(cfg.sampling.sampler, device.type)
+    say(dist, f"empg: E-step sampler {choice.name} ({choice.reason})")
+    rollout_model = copy.deepcopy(model) if sharded and choice.name == "transformers" else model
     s = Setup(
         cfg=cfg, model=model, tokenizer=tokenizer,
-        sampler=make_sampler(cfg.sampling.sampler, rollout_model, tokenizer, cfg),
+        sampler=make_sampler(choice.name, rollout_model, tokenizer, cfg),
         train_prompts=train_prompts, train_answers=[p.answer for p in train],
         eval_prompts=eval_prompts, eval_answers=[p.answer for p in test], stop=stop, dist=dist,
     )
