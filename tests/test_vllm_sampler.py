@@ -173,3 +173,14 @@ def test_prompt_logprobs_pick_the_token_at_each_position() -> None:
         sequence_logprobs(out, [5, 6, 99, 8])
     with pytest.raises(TrainingError, match="'p0'.*3 tokens"):
         sequence_logprobs(out, seq[:3])
+
+
+
+def test_auto_does_not_take_a_vllm_built_for_another_platform() -> None:
+    from vllm.platforms import current_platform
+
+    from empg.samplers import choose_sampler, vllm_problem
+
+    other = "cuda" if current_platform.is_cpu() else "cpu"
+    assert "the installed vLLM runs on" in (vllm_problem(other) or "")
+    assert choose_sampler("auto", "cpu").name == "transformers"  # the CPU rule, vLLM or not

@@ -95,3 +95,30 @@ def test_engine_dir_is_the_models_own_or_a_saved_copy(tmp_path: Path) -> None:
     model.save_pretrained(tmp_path)
     own = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
     assert engine_model_dir(own) == (str(tmp_path), None)
+
+
+def test_checkpoint_shapes_and_weight_problems(tmp_path: Path) -> None:
+    from empg.samplers.vllm_weights import checkpoint_shapes, weight_problems
+
+    model = tiny_llama(tied=False)
+    model.save_pretrained(tmp_path)
+    shapes = checkpoint_shapes(tmp_path)
+    params = dict(model.named_parameters())
+    assert shapes == {n: tuple(p.shape) for n, p in params.items()}
+    assert weight_problems(vllm_named_weights(model.named_parameters()), shapes) == []
+
+    stream = dict(vllm_named_weights(model.named_parameters()))
+    stream["model.layers.0.mlp.up_proj.weight"] = torch.zeros(7, 3)
+    stream["model.norm.weight"] = torch.full_like(stream["model.norm.weight"], float("inf"))
+    stream["model.extra.weight"] = torch.zeros(2)
+    stream["model.layers.1.input_layernorm.weight"] = torch.ones(16, dtype=torch.int64)
+    del stream["lm_head.weight"]
+    problems = weight_problems(stream.items(), shapes)
+    assert problems == [
+        "model.layers.0.mlp.up_proj.weight: shape [7, 3], the engine's is [32, 16]",
+        "model.layers.1.input_layernorm.weight: dtype torch.int64 is not floating point",
+        "model.norm.weight: holds NaN or inf values",
+        "model.extra.weight: not in the engine's checkpoint",
+        "lm_head.weight: missing (the engine's checkpoint has it)",
+    ]
+    assert checkpoint_shapes(tmp_path / "nowhere") == {}

@@ -26,7 +26,7 @@ from empg.distributed import SINGLE, Dist
 from empg.exceptions import DataError
 from empg.mstep import make_optimizer, make_scheduler, num_steps
 from empg.sampling import Sampler
-from empg.samplers import make_sampler
+from empg.samplers import choose_sampler, make_sampler
 from empg.scoring import RewardFunc, Rewards, make_rewards, uses_verifier
 from empg.taskdata import Split, build_split, problem_rows, read_dataset
 from empg.trackers import RunLogger
@@ -176,9 +176,11 @@ def build(cfg: Config, inputs: Inputs | None = None, *, model_path: str | None =
         model.config.use_cache = False
     stop = tuple(dict.fromkeys(list(template.stop) + list(cfg.sampling.stop)))
     sharded = for_training and dist.enabled  # the trainer sharded by FSDP2, the sampler whole
-    rollout_model = copy.deepcopy(model) if sharded and cfg.sampling.sampler == "transformers" else model
+    choice = choose_sampler(cfg.sampling.sampler, device.type)
+    _say(dist, f"empg: E-step sampler {choice.name} ({choice.reason})")
+    rollout_model = copy.deepcopy(model) if sharded and choice.name == "transformers" else model
     s = Setup(cfg=cfg, model=model, tokenizer=tokenizer,
-              sampler=make_sampler(cfg.sampling.sampler, rollout_model, tokenizer, cfg),
+              sampler=make_sampler(choice.name, rollout_model, tokenizer, cfg),
               train=train, eval=test, rewards=rewards, stop=stop, dist=dist)
     s.extra.update(rows.skipped)
     s.guard = faults.BadStepGuard(cfg.train.max_bad_steps)

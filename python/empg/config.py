@@ -67,7 +67,7 @@ class RewardConfig:
 
 @dataclass
 class SamplingConfig:
-    sampler: str = "transformers"  # transformers | vllm
+    sampler: str = "auto"  # auto | transformers | vllm (auto: vllm on CUDA when it runs there, see empg.samplers)
     prompts_per_iteration: int = 8  # questions per E-step
     group_size: int = 8  # K completions per question
     temperature: float = 0.8
@@ -303,12 +303,12 @@ def validate(cfg: Config) -> None:
     """Raise :class:`ConfigError` naming the key of the first invalid value or combination."""
     from empg import distributed, models
     from empg.losses import LOSSES
-    from empg.samplers import SAMPLERS
+    from empg.samplers import SAMPLER_NAMES
     from empg.core import SCHEMES
 
     s, t, e = cfg.sampling, cfg.train, cfg.eval
     _need(t.algo in LOSSES, "train.algo", f"{t.algo!r} is not one of {sorted(LOSSES)}")
-    _need(s.sampler in SAMPLERS, "sampling.sampler", f"{s.sampler!r} is not one of {sorted(SAMPLERS)}")
+    _need(s.sampler in SAMPLER_NAMES, "sampling.sampler", f"{s.sampler!r} is not one of {list(SAMPLER_NAMES)}")
     _need(t.scheme in SCHEMES, "train.scheme", f"{t.scheme!r} is not one of {list(SCHEMES)}")
     _need(t.normalize in ("token", "sequence"), "train.normalize", "must be 'token' or 'sequence'")
     _need(t.schedule in ("constant", "linear", "cosine"), "train.schedule",

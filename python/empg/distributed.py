@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -102,7 +102,19 @@ def current() -> Dist:
     return SINGLE
 
 
+#: What :func:`shutdown` runs before the process group goes (see :func:`on_shutdown`).
+_BEFORE_SHUTDOWN: list[Callable[[], None]] = []
+
+
+def on_shutdown(fn: Callable[[], None]) -> None:
+    """Run ``fn`` in :func:`shutdown`, before the default process group is destroyed: for an engine
+    that joined the group (vLLM in process) and tears its own groups down when it closes."""
+    _BEFORE_SHUTDOWN.append(fn)
+
+
 def shutdown() -> None:
+    while _BEFORE_SHUTDOWN:
+        _BEFORE_SHUTDOWN.pop()()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 

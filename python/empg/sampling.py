@@ -1,7 +1,7 @@
 """What every sampler (the E-step engine) takes and gives back.
 
 A sampler turns prompts (token ids) into K completions each, with the *current* weights. Backends:
-``transformers`` (CPU or GPU) and ``vllm`` (GPU). The EM loop only sees this interface.
+``transformers`` (CPU or GPU) and ``vllm`` (CUDA, or vLLM's CPU build). The EM loop only sees this interface.
 """
 
 from __future__ import annotations

@@ -16,11 +16,23 @@ from empg.sampling import Rollout, SamplingParams
 FINISH_REASONS = {"stop": "stop", "length": "length"}
 
 
-def to_vllm_sampling_params(params: SamplingParams) -> Any:
-    """vLLM's ``SamplingParams`` for one E-step: ``n`` = K, temperature, top-p, ``max_tokens``, stop
-    strings, seed, and the sampled token's log-prob (``logprobs=0``) when ``params.return_logprobs``.
-    As in the transformers sampler, a stop string ends the text before it while the token ids keep
-    the token that completed it (``include_stop_str_in_output=False``)."""
+def prompt_seeds(seed: int | None, count: int) -> list[int | None]:
+    """One seed per prompt of a call seeded with ``seed``: vLLM seeds every request alike, so one
+    seed for all would replay the same random numbers for every prompt (completion k of each prompt
+    drawn from one stream). Derived by ``numpy.random.SeedSequence`` (independent streams)."""
+    if seed is None:
+        return [None] * count
+    import numpy as np
+
+    return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(count)]
+
+
+def to_vllm_sampling_params(params: SamplingParams, seed: int | None = None) -> Any:
+    """vLLM's ``SamplingParams`` for one prompt of an E-step: ``n`` = K, temperature, top-p,
+    ``max_tokens``, stop strings, ``seed`` (one of :func:`prompt_seeds`; by default
+    ``params.seed``), and the sampled token's log-prob (``logprobs=0``) when
+    ``params.return_logprobs``. As in the transformers sampler, a stop string ends the text before
+    it while the token ids keep the token that completed it (``include_stop_str_in_output=False``)."""
     import vllm
 
     return vllm.SamplingParams(
@@ -30,7 +42,7 @@ def to_vllm_sampling_params(params: SamplingParams) -> Any:
         max_tokens=params.max_new_tokens,
         stop=list(params.stop) or None,
         include_stop_str_in_output=False,
-        seed=params.seed,
+        seed=params.seed if seed is None else seed,
         logprobs=0 if params.return_logprobs else None,
     )
 
