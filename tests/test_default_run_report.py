@@ -30,3 +30,11 @@ def test_wilson_interval_brackets_the_estimate():
     assert lo < 0.5 < hi and abs((0.5 - lo) - (hi - 0.5)) < 1e-12
     lo0, hi0 = report.wilson(0.0, 64)
     assert lo0 <= 1e-12 and 0 < hi0 < 0.1
+
+
+def test_readme_quotes_the_generated_benchmark_tables():
+    spec = importlib.util.spec_from_file_location("readme_tables", REPO / "scripts" / "readme_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    assert "<!-- from: benches/results/cpu_side.md -->" in (REPO / "README.md").read_text()
+    assert tables.main(["--check"]) == 0
