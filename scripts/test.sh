@@ -14,7 +14,7 @@ cargo test --release --quiet
 echo "== stubtest empg._core"
 python -m mypy.stubtest empg._core
 echo "== pytest"
-python -m pytest -q "$@"
+python -m pytest -q -rs "$@"
 deactivate
 echo "== vLLM tier"
 bash scripts/test-vllm-cpu.sh

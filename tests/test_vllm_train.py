@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.vllm_engine, pytest.mark.slow]
 
 SHORT = ["sampling.sampler=vllm", "sampling.prompts_per_iteration=4", "sampling.group_size=4",
          "sampling.max_new_tokens=16", "data.eval_limit=4", "eval.samples=0", "eval.pass_k=[1]",
-         "log.tensorboard=false", "log.progress=false"]
+         "log.report_to=[]", "log.progress=false"]
 
 
 def records(run: Path) -> list[dict]:
