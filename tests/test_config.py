@@ -88,3 +88,8 @@ def test_resolved_config_round_trips():
     cfg = load_config(None, ["train.algo=grpo", "sampling.stop=['###']"])
     again = from_dict(yaml.safe_load(dump_yaml(cfg)))
     assert again == cfg and isinstance(again, Config)
+
+
+def test_a_renamed_key_says_what_replaced_it():
+    with pytest.raises(ConfigError, match=r"'log.tensorboard' was replaced by log.report_to"):
+        load_config(None, ["log.tensorboard=false"])

@@ -65,7 +65,13 @@ def test_sampler_groups_seeds_and_greedy_consistency(tok):
 
 
 def test_behaviour_patterns_count_shares_of_completions():
-    from empg.metrics import behaviour_rates
+    """The E-step's behaviour metrics: the share of completions matching each pattern."""
+    from empg.metrics import RolloutSummary
+
+    def rates(texts):
+        n = len(texts)
+        stats = RolloutSummary.of([0.0] * n, [1] * n, [False] * n, [0.0], [False], texts, {}).stats()
+        return {k: v for k, v in stats.items() if k.startswith("behaviour/")}
 
     texts = [
         "First, 3 + 4 = 7. Then add 2 to get 9.",
@@ -73,7 +79,7 @@ def test_behaviour_patterns_count_shares_of_completions():
         "Wait, that's wrong. Actually the sum is 10.",
         "\\boxed{12}",
     ]
-    rates = behaviour_rates(texts)
-    assert rates == {"behaviour/decomposition": 0.25, "behaviour/verification": 0.25,
-                     "behaviour/backtracking": 0.25}
-    assert behaviour_rates([]) == {k: 0.0 for k in rates}
+    got = rates(texts)
+    assert got == {"behaviour/decomposition": 0.25, "behaviour/verification": 0.25,
+                   "behaviour/backtracking": 0.25}
+    assert rates([]) == {k: 0.0 for k in got}

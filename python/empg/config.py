@@ -164,7 +164,13 @@ def _known_keys(cls: type = Config, prefix: str = "") -> list[str]:
     return keys
 
 
+# Keys of earlier releases, and what replaced them (named in the error, so an old YAML says how to move).
+RENAMED = {"log.tensorboard": "log.report_to (a list: [tensorboard], [tensorboard, wandb] or [])"}
+
+
 def _unknown(key: str) -> ConfigError:
+    if key in RENAMED:
+        return ConfigError(f"config key {key!r} was replaced by {RENAMED[key]}")
     known = _known_keys()
     leaves: dict[str, str] = {}
     for k in known:  # first section wins: sampling.temperature before eval.temperature

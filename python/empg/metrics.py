@@ -33,12 +33,6 @@ def behaviour_counts(texts: Sequence[str]) -> dict[str, int]:
     return _core.behaviour_counts(list(texts))
 
 
-def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:
-    """Share of ``texts`` matching each behaviour pattern (0 when there are no texts)."""
-    n = max(len(texts), 1)
-    return {f"behaviour/{name}": c / n for name, c in behaviour_counts(texts).items()}
-
-
 @dataclass
 class RolloutSummary:
     """The raw numbers behind an E-step's metrics, so that the metrics of several ranks' E-steps
