@@ -101,6 +101,9 @@ def _rank_main(rank: int, world: int, port: int, job: dict[str, Any], parts: lis
         res = run_job(job, parts[rank], d)
         res["rank"] = rank
         torch.save(res, Path(out_dir) / f"rank{rank}.pt")
+        # Both ranks done before either tears gloo down: a rank that destroys its process group
+        # while the other is still in its own teardown can make that one abort (SIGABRT, seen in CI).
+        distributed.barrier(d)
     finally:
         distributed.shutdown()
 
