@@ -10,7 +10,7 @@ whose rewards all agree carry no signal and are dropped. ``train.algo=grpo`` swa
 One iteration::
 
     E-step  sample K completions per prompt with the current weights  (sampler.generate)
-            score them: the exact verifier, or reward functions        (empg.scoring.Rewards)
+            score them: the verifier, or reward functions              (empg.scoring.Rewards)
             weights per group, drop zero-signal groups                  (empg.group_weights)
     M-step  E epochs of optimizer steps over packed micro-batches       (empg.mstep.m_step)
     sync    the sampler takes the new weights                           (sampler.sync_weights)
