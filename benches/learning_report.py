@@ -1,6 +1,6 @@
 """learning.md and learning.png from the records of benches/bench_learning.py (``runs.jsonl``,
 ``meta.json``): per arm the mean ± 95% CI over seeds, the paired EM-PG − GRPO difference with a
-paired bootstrap CI, and the held-out greedy curves with bands.
+paired bootstrap CI, and the curves (E-step sampled accuracy per iteration) with bands.
 
     python benches/learning_report.py benches/results/learning [--out benches/results/learning.md]
 """
@@ -48,41 +48,82 @@ def _fmt(m: float, h: float, scale: float = 100.0, digits: int = 1) -> str:
     return f"{scale * m:.{digits}f} ± {scale * h:.{digits}f}" if h == h else f"{scale * m:.{digits}f}"
 
 
+def trains(rec: dict) -> list[dict]:
+    return [r for r in rec["rows"] if r["kind"] == "train"]
+
+
+LAST = 2  # "late" E-step numbers: the mean of the last LAST iterations
+
+
+def late(rec: dict, key: str) -> float:
+    return float(np.mean([r.get(key, np.nan) for r in trains(rec)[-LAST:]]))
+
+
 def report(meta: dict, runs: list[dict]) -> list[str]:
     cmp = [r for r in runs if r["role"] == "compare"]
+    base = next(r for r in runs if r["role"] == "baseline")
+    start = evals(base)[0]
     by_arm: dict[tuple[str, int], dict[int, dict]] = defaultdict(dict)
     for r in cmp:
         by_arm[r["objective"], r["reuse"]][r["seed"]] = r
-    first = evals(cmp[0])
-    lines = [f"Commit `{meta.get('commit', 'unknown')}`; machine: {meta['machine']}; load average {meta['load_start']} at start, "
-             f"{meta.get('load_end', 'n/a')} at end; {meta['parallel']} runs at a time, one torch thread each.",
-             f"Task overrides: `{' '.join(meta['task'])}`; held-out problems per evaluation: "
-             f"{int(first[-1]['eval/problems'])}; seeds {meta['seeds']}; learning rates chosen on seed "
-             f"{meta['sweep_seed']} from {meta['sweep_lrs']}: {meta.get('chosen_lr', {})}.", "",
-             "| arm | seeds | greedy before | greedy after | Δ greedy | sampled after | greedy length after "
-             "| wall s/run |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    sweep = sorted((r for r in runs if r["role"] == "sweep"), key=lambda r: (r["objective"], r["lr"]))
+    n = int(evals(cmp[0])[-1]["eval/problems"])
+    lines = [f"Commit `{meta.get('commit', 'unknown')}`; machine: {meta['machine']}; load average {meta['load_start']} "
+             f"at start, {meta.get('load_end', 'n/a')} at end; {meta['parallel']} runs at a time, one torch thread each.",
+             f"Task overrides: `{' '.join(meta['task'])}`; {n} held-out problems (disjoint from training); "
+             f"seeds {meta['seeds']}.", "",
+             f"Learning rates: the same sweep {meta['sweep_lrs']} for each objective at reuse 1 on seed "
+             f"{meta['sweep_seed']} (not a comparison seed), ranked by held-out greedy accuracy on "
+             f"{int(evals(sweep[0])[-1]['eval/problems'])} problems: "
+             + ", ".join(f"{r['objective']} {r['lr']:g}: {100 * final_greedy_of(r):.1f}%" for r in sweep)
+             + f"; chosen {meta.get('chosen_lr', {})}, used at both reuse settings.", "",
+             f"The initial model (every arm's start): greedy {100 * start['eval/greedy_acc']:.1f}% on the {n} "
+             f"held-out problems, mean greedy length {start['eval/greedy_length']:.1f} tokens.", "",
+             "| arm | seeds | greedy after | Δ greedy vs start | sampled, first E-step | sampled, last "
+             f"{LAST} E-steps | length, last {LAST} E-steps | greedy length after | optimizer steps | wall s/run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (obj, reuse), seeds in sorted(by_arm.items()):
         recs = list(seeds.values())
-        before = np.array([evals(r)[0]["eval/greedy_acc"] for r in recs])
         after = np.array([evals(r)[-1]["eval/greedy_acc"] for r in recs])
-        sampled = np.array([evals(r)[-1].get("eval/sampled_acc", np.nan) for r in recs])
-        length = np.array([evals(r)[-1]["eval/greedy_length"] for r in recs])
+        first = np.array([trains(r)[0]["reward/mean"] for r in recs])
+        last = np.array([late(r, "reward/mean") for r in recs])
+        length = np.array([late(r, "length/mean") for r in recs])
+        glen = np.array([evals(r)[-1]["eval/greedy_length"] for r in recs])
+        steps = np.array([sum(t.get("mstep/steps", 0.0) for t in trains(r)) for r in recs])
         wall = np.array([r["wall_s"] for r in recs])
-        lines.append(f"| {obj}, reuse {reuse} | {len(recs)} | {_fmt(*mean_ci(before))} | {_fmt(*mean_ci(after))} "
-                     f"| {_fmt(*mean_ci(after - before))} | {_fmt(*mean_ci(sampled))} "
-                     f"| {_fmt(*mean_ci(length), scale=1.0)} | {wall.mean():.0f} |")
-    lines += ["", "Accuracies in percent, mean ± 95% t-interval half-width over seeds.", "",
-              "Paired difference EM-PG − GRPO in final held-out greedy accuracy (same seed, same first E-step):", "",
-              "| reuse | pairs | mean difference (points) | 95% paired bootstrap CI |", "|---:|---:|---:|---|"]
+        lines.append(f"| {obj}, reuse {reuse} | {len(recs)} | {_fmt(*mean_ci(after))} "
+                     f"| {_fmt(*mean_ci(after - start['eval/greedy_acc']))} | {_fmt(*mean_ci(first))} "
+                     f"| {_fmt(*mean_ci(last))} | {_fmt(*mean_ci(length), scale=1.0)} "
+                     f"| {_fmt(*mean_ci(glen), scale=1.0)} | {steps.mean():.0f} | {wall.mean():.0f} |")
+    lines += ["", "Accuracies in percent, mean ± 95% t-interval half-width over seeds. Sampled: the E-step's mean "
+              "reward (T = 0.8, K samples of fresh training problems, not yet trained on); the first E-step "
+              "samples the initial weights. Optimizer steps: per run (zero-signal groups shorten M-steps).", "",
+              "**Paired difference EM-PG − GRPO** in final held-out greedy accuracy (same seed: the same first "
+              "E-step):", "",
+              "| reuse | pairs | mean difference (points) | 95% paired bootstrap CI | per seed |",
+              "|---:|---:|---:|---|---|"]
     for reuse in sorted({r for _, r in by_arm}):
         e, g = by_arm.get(("empg", reuse), {}), by_arm.get(("grpo", reuse), {})
         common = sorted(set(e) & set(g))
         if not common:
             continue
-        d = np.array([evals(e[s])[-1]["eval/greedy_acc"] - evals(g[s])[-1]["eval/greedy_acc"] for s in common])
+        d = np.array([final_greedy_of(e[s]) - final_greedy_of(g[s]) for s in common])
         lo, hi = paired_bootstrap(d)
-        lines.append(f"| {reuse} | {len(common)} | {100 * d.mean():+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] |")
+        lines.append(f"| {reuse} | {len(common)} | {100 * d.mean():+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
+                     + ", ".join(f"{100 * x:+.1f}" for x in d) + " |")
+    keys = sorted({k for r in cmp for t in trains(r) for k in t if k.startswith("behaviour/")})
+    if keys:
+        lines += ["", f"Behaviour counts of the E-step completions (share, mean of the last {LAST} iterations "
+                  "and over seeds):", "", "| arm | " + " | ".join(k.split("/", 1)[1] for k in keys) + " |",
+                  "|---|" + "---:|" * len(keys)]
+        for (obj, reuse), seeds in sorted(by_arm.items()):
+            vals = [np.mean([late(r, k) for r in seeds.values()]) for k in keys]
+            lines.append(f"| {obj}, reuse {reuse} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
     return lines
+
+
+def final_greedy_of(rec: dict) -> float:
+    return float(evals(rec)[-1]["eval/greedy_acc"])
 
 
 def plot(runs: list[dict], out: Path) -> None:
@@ -91,21 +132,29 @@ def plot(runs: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [2, 1]})
     arms: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for r in runs:
         if r["role"] == "compare":
             arms[r["objective"], r["reuse"]].append(r)
-    for (obj, reuse), recs in sorted(arms.items()):
-        its = [e["iteration"] for e in evals(recs[0])]
-        acc = np.array([[e["eval/greedy_acc"] for e in evals(r)] for r in recs])
+    start = next(evals(r)[0]["eval/greedy_acc"] for r in runs if r["role"] == "baseline")
+    for j, ((obj, reuse), recs) in enumerate(sorted(arms.items())):
+        its = [t["iteration"] for t in trains(recs[0])]
+        acc = np.array([[t["reward/mean"] for t in trains(r)] for r in recs])
         m = acc.mean(axis=0)
-        h = np.array([mean_ci(acc[:, j])[1] for j in range(acc.shape[1])]) if len(recs) > 1 else np.zeros_like(m)
-        ax.plot(its, 100 * m, marker="o", label=f"{obj}, reuse {reuse}")
-        ax.fill_between(its, 100 * (m - np.nan_to_num(h)), 100 * (m + np.nan_to_num(h)), alpha=0.2)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("held-out greedy accuracy (%)")
-    ax.legend()
+        h = np.array([mean_ci(acc[:, i])[1] for i in range(acc.shape[1])]) if len(recs) > 1 else np.zeros_like(m)
+        left.plot(its, 100 * m, marker="o", label=f"{obj}, reuse {reuse}")
+        left.fill_between(its, 100 * (m - np.nan_to_num(h)), 100 * (m + np.nan_to_num(h)), alpha=0.2)
+        after = np.array([final_greedy_of(r) for r in recs])
+        mm, hh = mean_ci(after)
+        right.errorbar([j], [100 * mm], yerr=[[100 * np.nan_to_num(hh)]], fmt="o", capsize=4)
+    right.axhline(100 * start, color="grey", linestyle="--", label="initial model")
+    right.set_xticks(range(len(arms)), [f"{o}\nreuse {r}" for o, r in sorted(arms)])
+    left.set_xlabel("iteration")
+    left.set_ylabel("E-step sampled accuracy, T = 0.8 (%)")
+    right.set_ylabel("held-out greedy accuracy after (%)")
+    left.legend()
+    right.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -24,16 +24,19 @@ def test_harness_runs_every_arm_and_reports(tmp_path):
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     arms = {(r["objective"], r["reuse"]) for r in runs if r["role"] == "compare"}
     assert arms == {(o, k) for o in bench_learning.OBJECTIVES for k in bench_learning.REUSE}
+    assert sorted(r["role"] for r in runs if r["role"] != "compare") == ["baseline"] + ["sweep"] * 2
     for r in runs:
         its = [e["iteration"] for e in r["rows"] if e["kind"] == "eval"]
-        # compare: a curve (before, then every iteration: eval.every=1); sweep: the final greedy only
-        assert its == ([0, 1, 2] if r["role"] == "compare" else [2]), (r["role"], its)
+        trained = [e["iteration"] for e in r["rows"] if e["kind"] == "train"]
+        # baseline: the initial model only; every other run: an E-step row per iteration (the curve),
+        # the held-out eval at the end
+        assert (its, trained) == (([0], []) if r["role"] == "baseline" else ([2], [1, 2])), (r["role"], its, trained)
         assert f"train.epochs={r['reuse']}" in r["args"] and f"train.algo={r['objective']}" in r["args"]
     meta = json.loads((out / "meta.json").read_text())
     assert set(meta["chosen_lr"]) == {f"{o}/reuse{k}" for o, k in arms}
     assert learning_report.main([str(out)]) == 0
     md = (tmp_path / "learning.md").read_text()
-    assert "| empg, reuse 4 | 1 |" in md and "| 4 | 1 |" in md
+    assert "| empg, reuse 4 | 1 |" in md and "| 4 | 1 |" in md and "initial model" in md
     assert (tmp_path / "learning.png").read_bytes()[:4] == b"\x89PNG"
 
 
