@@ -65,7 +65,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     "quick: a temporary folder)")
     ap.add_argument("--report", default=None, help="the generated report (default: benches/results/vs_trl.md "
                     "for the default --out, else <out>/vs_trl.md)")
-    return ap.parse_args(argv)
+    a = ap.parse_args(argv)
+    for what, given, known in (("workload", a.workloads, FULL), ("row", a.systems, harness.BY_NAME)):
+        if set(given.split(",")) - set(known):
+            ap.error(f"unknown {what} in {given!r}: choose from {', '.join(known)}")
+    return a
 
 
 def _git(path: Path, *args: str) -> str:
