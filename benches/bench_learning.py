@@ -41,6 +41,8 @@ SWEEP_LRS = (5e-6, 1e-5, 2e-5)
 TASK = ["data.source=arith", "data.levels=[1,2]", "data.eval_limit=1000", "eval.every=4", "eval.samples=1",
         "eval.pass_k=[1]", "train.iterations=12", "sampling.prompts_per_iteration=8", "sampling.group_size=8",
         "train.steps_per_epoch=2", "log.progress=false", "model.threads=1"]
+# The sweep picks a learning rate by the final greedy accuracy alone: no curve, no sampled eval.
+SWEEP_EVAL = ["eval.before=false", "eval.every=0", "eval.samples=0", "eval.pass_k=[]"]
 TINY = ["model.name=tiny-llama", "data.source=arith", "data.eval_limit=8", "eval.every=1", "eval.samples=1",
         "eval.pass_k=[1]", "train.iterations=2", "sampling.prompts_per_iteration=2", "sampling.group_size=4",
         "sampling.max_new_tokens=8", "log.progress=false", "model.threads=1", "log.report_to=[]"]
@@ -71,6 +73,12 @@ def run_one(base: list[str], objective: str, reuse: int, seed: int, lr: float, r
             "wall_s": wall, "rows": slim}
 
 
+def _commit() -> str:
+    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent)
+    return res.stdout.strip() or "unknown"
+
+
 def final_greedy(rec: dict) -> float:
     evals = [r for r in rec["rows"] if r["kind"] == "eval"]
     return evals[-1]["eval/greedy_acc"]
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     records_path = args.out / "runs.jsonl"
     records_path.write_text("")
     (args.out / "meta.json").write_text(json.dumps({
-        "machine": machine_line(), "load_start": os.getloadavg(), "task": base, "seeds": seeds,
+        "machine": machine_line(), "commit": _commit(), "load_start": os.getloadavg(), "task": base, "seeds": seeds,
         "sweep_seed": SWEEP_SEED, "sweep_lrs": list(lrs), "parallel": args.parallel}, indent=1) + "\n")
 
     def record(rec: dict) -> dict:
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     arms = list(itertools.product(OBJECTIVES, REUSE))
     with ThreadPoolExecutor(args.parallel) as pool:
-        sweep = list(pool.map(lambda a: record(run_one(base, a[0], a[1], SWEEP_SEED, a[2], "sweep")),
+        sweep = list(pool.map(lambda a: record(run_one(base + SWEEP_EVAL, a[0], a[1], SWEEP_SEED, a[2], "sweep")),
                               [(o, r, lr) for o, r in arms for lr in lrs]))
         chosen = {(o, r): max((s for s in sweep if (s["objective"], s["reuse"]) == (o, r)), key=final_greedy)["lr"]
                   for o, r in arms}

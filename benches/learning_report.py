@@ -54,7 +54,7 @@ def report(meta: dict, runs: list[dict]) -> list[str]:
     for r in cmp:
         by_arm[r["objective"], r["reuse"]][r["seed"]] = r
     first = evals(cmp[0])
-    lines = [f"Machine: {meta['machine']}; load average {meta['load_start']} at start, "
+    lines = [f"Commit `{meta.get('commit', 'unknown')}`; machine: {meta['machine']}; load average {meta['load_start']} at start, "
              f"{meta.get('load_end', 'n/a')} at end; {meta['parallel']} runs at a time, one torch thread each.",
              f"Task overrides: `{' '.join(meta['task'])}`; held-out problems per evaluation: "
              f"{int(first[-1]['eval/problems'])}; seeds {meta['seeds']}; learning rates chosen on seed "

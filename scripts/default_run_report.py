@@ -2,11 +2,12 @@
 
 Each arm of the embedded default run has its directory under ``docs/default_run/`` holding the run's
 own ``config.yaml`` and ``metrics.jsonl`` (copied from its run directory, unchanged) and ``run.json``
-(the commit, machine and load it ran at). This script writes the tables between the
+(the commit, machine and load it ran at); the default (EM-PG) at other seeds has the same under
+``docs/default_run/seeds/seed-N/`` (seed 0 is the EM-PG arm itself). This script writes the tables between the
 ``<!-- default-run:NAME -->`` / ``<!-- /default-run:NAME -->`` markers; ``--check`` fails when the
 committed files differ from what it would write (a test runs it).
 
-    python scripts/default_run_report.py run        # run both arms side by side, copy their files
+    python scripts/default_run_report.py run        # both arms and the other seeds, two at a time
     python scripts/default_run_report.py            # rewrite the tables
     python scripts/default_run_report.py --check    # exit 1 if README/docs are stale
 """
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -29,11 +31,12 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 RUNS = REPO / "docs" / "default_run"
 ARMS = {"empg": "EM-PG", "grpo": "GRPO"}
+SEEDS = (1, 2, 3, 4)  # the default at these seeds too (seed 0 = the default itself)
 TARGETS = (REPO / "README.md", REPO / "docs" / "default_run.md")
 
 
 def load_arm(name: str) -> dict:
-    d = RUNS / name
+    d = RUNS / name  # an arm ("empg") or a seed ("seeds/seed-1")
     rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines() if line.strip()]
     last: dict[tuple[str, int], dict] = {}
     for r in rows:  # a resumed run may log an iteration twice: the last record wins
@@ -87,6 +90,21 @@ def accuracy_table(arms: dict[str, dict]) -> list[str]:
     return lines
 
 
+def seeds_table(runs: dict[int, dict]) -> list[str]:
+    """Per seed: greedy accuracy before and after, the rise, and the 95% Wilson half-width of the
+    after-training accuracy (the rise must exceed it)."""
+    lines = ["| seed | held-out problems | greedy before | greedy after | rise | 95% half-width | rise > half-width |",
+             "|---:|---:|---:|---:|---:|---:|:---:|"]
+    for seed, arm in sorted(runs.items()):
+        before, after = arm["evals"][0], arm["evals"][-1]
+        n = int(after["eval/problems"])
+        lo, hi = wilson(after["eval/greedy_acc"], n)
+        rise, half = after["eval/greedy_acc"] - before["eval/greedy_acc"], (hi - lo) / 2
+        lines.append(f"| {seed} | {n} | {_pct(before['eval/greedy_acc'])} | {_pct(after['eval/greedy_acc'])} | "
+                     f"{100 * rise:+.1f} | {100 * half:.1f} | {'yes' if rise > half else 'no'} |")
+    return lines
+
+
 def iteration_table(arm: dict) -> list[str]:
     k = int(arm["config"]["sampling"]["prompts_per_iteration"])
     lines = [f"| iteration | reward | dropped (of {k}) | mean length | sampling s | M-step s |",
@@ -109,8 +127,8 @@ def run_line(arms: dict[str, dict]) -> list[str]:
     return out
 
 
-def sections(arms: dict[str, dict]) -> dict[str, list[str]]:
-    out = {"accuracy": accuracy_table(arms), "runs": run_line(arms)}
+def sections(arms: dict[str, dict], seeds: dict[int, dict]) -> dict[str, list[str]]:
+    out = {"accuracy": accuracy_table(arms), "runs": run_line(arms), "seeds": seeds_table(seeds)}
     for a, arm in arms.items():
         out[f"iterations-{a}"] = iteration_table(arm)
     return out
@@ -128,8 +146,9 @@ def _load() -> str:
 
 
 def run_arms(work: Path, extra: list[str]) -> None:
-    """`empg-train` with no arguments but the arm (train.algo) and a run directory, both arms side by
-    side with one torch thread each; then copy each run's config.yaml and metrics.jsonl here."""
+    """`empg-train` with no arguments but the arm (train.algo) or the seed and a run directory, two
+    runs at a time with one torch thread each (the arms first, side by side); then copy each run's
+    config.yaml and metrics.jsonl here."""
     sys.path.insert(0, str(REPO / "benches"))
     from _machine import machine_line
 
@@ -137,20 +156,25 @@ def run_arms(work: Path, extra: list[str]) -> None:
                             text=True, check=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.strip()
-    start, load_start = time.time(), _load()
-    procs = {a: subprocess.Popen(["empg-train", f"train.algo={a}", f"log.run_dir={work / a}", "log.progress=false",
-                                  "model.threads=1", *extra],
-                                 stdout=open(work / f"{a}.log", "w"), stderr=subprocess.STDOUT) for a in ARMS}
-    for a, p in procs.items():
-        if p.wait() != 0:
-            raise SystemExit(f"the {a} run failed (exit {p.returncode}); see {work / a}.log")
-    run = {"commit": commit + ("+changes" if dirty else ""), "machine": machine_line(), "load_start": load_start,
-           "load_end": _load(), "wall_s": time.time() - start, "extra_args": extra}
-    for a in ARMS:
-        (RUNS / a).mkdir(parents=True, exist_ok=True)
+    jobs = [(a, [f"train.algo={a}"]) for a in ARMS] + [(f"seeds/seed-{k}", [f"train.seed={k}"]) for k in SEEDS]
+
+    def one(job: tuple[str, list[str]]) -> None:
+        name, args = job
+        out, log = work / name, work / f"{name.replace('/', '-')}.log"
+        start, load_start = time.time(), _load()
+        res = subprocess.run(["empg-train", *args, f"log.run_dir={out}", "log.progress=false", "model.threads=1",
+                              *extra], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        if res.returncode != 0:
+            raise SystemExit(f"the {name} run failed (exit {res.returncode}); see {log}")
+        run = {"commit": commit + ("+changes" if dirty else ""), "machine": machine_line(), "load_start": load_start,
+               "load_end": _load(), "wall_s": time.time() - start, "extra_args": args + extra}
+        (RUNS / name).mkdir(parents=True, exist_ok=True)
         for f in ("config.yaml", "metrics.jsonl"):
-            shutil.copyfile(work / a / f, RUNS / a / f)
-        (RUNS / a / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+            shutil.copyfile(out / f, RUNS / name / f)
+        (RUNS / name / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, jobs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.what == "run":
         run_arms(args.work, args.overrides)
-    parts = sections({a: load_arm(a) for a in ARMS})
+    parts = sections({a: load_arm(a) for a in ARMS},
+                     {0: load_arm("empg"), **{k: load_arm(f"seeds/seed-{k}") for k in SEEDS
+                                               if (RUNS / f"seeds/seed-{k}").is_dir()}})
     stale = []
     for target in TARGETS:
         old = target.read_text()

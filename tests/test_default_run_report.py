@@ -19,10 +19,20 @@ def test_committed_tables_are_generated_from_the_run_files():
 def test_tables_follow_the_metrics(tmp_path, monkeypatch):
     """Changing one eval number in a run file changes the rendered README table."""
     arms = {a: report.load_arm(a) for a in report.ARMS}
-    before = report.render((REPO / "README.md").read_text(), report.sections(arms))
+    before = report.render((REPO / "README.md").read_text(), report.sections(arms, {0: arms["empg"]}))
     arms["empg"]["evals"][-1]["eval/greedy_acc"] = 0.0
-    after = report.render((REPO / "README.md").read_text(), report.sections(arms))
+    after = report.render((REPO / "README.md").read_text(), report.sections(arms, {0: arms["empg"]}))
     assert before != after and "0.0% [" in after
+
+
+def test_a_seed_learns_only_when_its_rise_exceeds_the_half_width():
+    arm = report.load_arm("empg")
+    n = int(arm["evals"][-1]["eval/problems"])
+    lo, hi = report.wilson(0.5, n)
+    for after, verdict in ((0.5 + (hi - lo), "yes"), (0.5 + (hi - lo) / 4, "no"), (0.4, "no")):
+        arm["evals"][0]["eval/greedy_acc"], arm["evals"][-1]["eval/greedy_acc"] = 0.5, after
+        row = report.seeds_table({3: arm})[-1]
+        assert row.startswith("| 3 |") and row.endswith(f"| {verdict} |"), row
 
 
 def test_wilson_interval_brackets_the_estimate():

@@ -91,6 +91,7 @@ class TrainConfig:
     #                          attention mask is dense, so memory grows with its square: keep it
     #                          small on CPU, raise it with flash-attention on a GPU)
     scheme: str = "group_norm"  # weights: group_norm | mean_baseline | raw | rloo
+    drop_zero_signal: bool = True  # skip groups whose rewards all agree (false: train them at weight 0, as TRL)
     normalize: str = "token"  # token: divide by completion tokens per step | sequence: by sequences
     kl_beta: float = 0.0  # KL to the frozen initial model (k3 estimator); 0 = no reference model
     clip_eps: float = 0.2  # grpo only: ratio clip

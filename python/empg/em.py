@@ -34,7 +34,7 @@ from empg.build import Setup
 from empg.core import group_weights
 from empg.evaluation import run_eval
 from empg.exceptions import TrainingError
-from empg.losses import LOSSES, LossParams
+from empg.losses import LossParams, logprob_temperature
 from empg.metrics import RolloutSummary
 from empg.mstep import MStepSettings, Samples, score
 from empg.mstep import m_step as run_m_step
@@ -60,10 +60,12 @@ class EStep:
 
 
 def e_step(sampler: Sampler, prompts: list[list[int]], params: SamplingParams, scorer: Scorer, *,
-           scheme: str, iteration: int = 0, part: tuple[int, int] = (0, 1)) -> EStep:
-    """Sample K completions per prompt, score them, weight them per group, drop no-signal groups.
-    ``part=(j, T)``: keep only the groups ``j, j+T, ...`` (the share of rank j of a sampler group of
-    T ranks that sampled the same prompts with one tensor-parallel engine)."""
+           scheme: str, iteration: int = 0, part: tuple[int, int] = (0, 1),
+           drop_zero_signal: bool = True) -> EStep:
+    """Sample K completions per prompt, score them, weight them per group, drop no-signal groups
+    (``drop_zero_signal=False``: keep them, at weight 0, as TRL does). ``part=(j, T)``: keep only the
+    groups ``j, j+T, ...`` (the share of rank j of a sampler group of T ranks that sampled the same
+    prompts with one tensor-parallel engine)."""
     t0 = time.perf_counter()
     rollouts = sampler.generate(prompts, params)
     if part[1] > 1:
@@ -74,32 +76,33 @@ def e_step(sampler: Sampler, prompts: list[list[int]], params: SamplingParams, s
     t2 = time.perf_counter()
     scored = np.flatnonzero(~np.isnan(scores.total))  # a rollout no reward function scored: left out
     gw = group_weights(scores.total[scored], group_ids=[rollouts[i].group for i in scored], scheme=scheme)
-    signal = np.flatnonzero(~gw.zero_signal[gw.group_index])
+    dropped = gw.zero_signal & drop_zero_signal
+    signal = np.flatnonzero(~dropped[gw.group_index])
     samples = Samples.from_rollouts(rollouts, scored[signal], gw.weights[signal])
     t3 = time.perf_counter()
     summary = RolloutSummary.of(np.nan_to_num(scores.total), [len(r.completion_ids) for r in rollouts],
-                                [r.finish_reason == "length" for r in rollouts], gw.solved, gw.zero_signal,
+                                [r.finish_reason == "length" for r in rollouts], gw.solved, dropped,
                                 [r.text for r in rollouts],
                                 {"sampling": t1 - t0, "verifying": t2 - t1, "weights": t3 - t2})
     return EStep(rollouts, scores.total, samples, summary, scores)
 
 
 def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
-    """GRPO's old log-probs / the KL reference's log-probs (no grad), then the optimizer steps."""
+    """The KL reference's log-probs (no grad), then the optimizer steps (GRPO's old log-probs are
+    recorded inside them: see :func:`empg.mstep.m_step`)."""
     t = s.cfg.train
-    if LOSSES[t.algo].needs_old_logp:
-        samples.old_logp = score(s.model, samples, token_budget=t.token_budget, dist=s.dist,
-                                 autocast=s.cfg.model.bf16_autocast, share_prefix=s.cfg.model.share_prefix)
+    temperature = logprob_temperature(t.algo, s.cfg.sampling.temperature)
     if t.kl_beta > 0:
         samples.ref_logp = score(s.ref_model, samples, token_budget=t.token_budget, dist=s.dist,
-                                 autocast=s.cfg.model.bf16_autocast, share_prefix=s.cfg.model.share_prefix)
+                                 autocast=s.cfg.model.bf16_autocast, share_prefix=s.cfg.model.share_prefix,
+                                 temperature=temperature)
     settings = MStepSettings(algo=t.algo, epochs=t.epochs, mini_batch_size=t.mini_batch_size,
                              steps_per_epoch=t.steps_per_epoch,
                              token_budget=t.token_budget, normalize=t.normalize,
                              max_grad_norm=t.max_grad_norm,
                              loss=LossParams(kl_beta=t.kl_beta, clip_eps=t.clip_eps),
                              bf16_autocast=s.cfg.model.bf16_autocast,
-                             share_prefix=s.cfg.model.share_prefix)
+                             share_prefix=s.cfg.model.share_prefix, temperature=temperature)
     rng = np.random.default_rng([t.seed, iteration])
     return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng, guard=s.guard, dist=s.dist,
                       on_step=lambda k: faults.pause_point("mstep-after-step", f"iter-{iteration:06d}:{k}"))
@@ -134,7 +137,7 @@ def train(s: Setup, stop: GracefulStop) -> dict[str, Any]:
         try:
             est = e_step(s.sampler, [s.train.prompt_ids[i] for i in rows], params,
                          lambda rollouts: s.rewards(s.train.batch(rows, rollouts)),
-                         scheme=t.scheme, iteration=it, part=rt.tp_part(s))
+                         scheme=t.scheme, iteration=it, part=rt.tp_part(s), drop_zero_signal=t.drop_zero_signal)
         except RuntimeError as e:  # NaN/inf probabilities: the weights diverged in the last M-step
             if not faults.is_nonfinite_error(e):
                 raise

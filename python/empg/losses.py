@@ -12,6 +12,12 @@ micro-batches gives the step's loss exactly, whatever the packing.
   bound justifies it).
 * ``grpo``  — ``ℓ_t = −min(ρ_t A, clip(ρ_t, 1−ε, 1+ε) A)`` with ``ρ_t = π_θ/π_old`` per token.
 
+**Which temperature the log-probs use** (:func:`logprob_temperature`). GRPO's ratio compares the
+policy that *sampled*: its log-probs (new, old and reference) are taken at the sampling temperature
+T, ``log softmax(logits / T)``, as TRL does. EM-PG's M-step fits the model itself: the likelihood is
+at T = 1, the distribution greedy decoding and any later sampling temperature start from; the
+sampling temperature only shapes the E-step's proposal (which rationales get drawn and weighted).
+
 Both add ``β · k3`` when ``kl_beta > 0``: ``k3 = exp(r) − r − 1`` with ``r = log π_ref − log π_θ``
 (Schulman's unbiased, non-negative KL estimator).
 """
@@ -85,12 +91,20 @@ def grpo_loss(tok: TokenBatch, p: LossParams) -> LossOut:
 class Loss:
     fn: Callable[[TokenBatch, LossParams], LossOut]
     needs_old_logp: bool
+    at_sampling_temperature: bool  # log-probs at the sampling temperature (else at T = 1)
 
 
 LOSSES: dict[str, Loss] = {
-    "empg": Loss(empg_loss, needs_old_logp=False),
-    "grpo": Loss(grpo_loss, needs_old_logp=True),
+    "empg": Loss(empg_loss, needs_old_logp=False, at_sampling_temperature=False),
+    "grpo": Loss(grpo_loss, needs_old_logp=True, at_sampling_temperature=True),
 }
+
+
+def logprob_temperature(algo: str, sampling_temperature: float) -> float:
+    """The temperature of the M-step's log-probs under ``algo`` (see the module docstring)."""
+    if LOSSES[algo].at_sampling_temperature and sampling_temperature > 0:
+        return sampling_temperature
+    return 1.0
 
 
 def normaliser_coefficients(completion_lens: np.ndarray, normalize: str) -> np.ndarray:

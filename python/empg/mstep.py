@@ -45,6 +45,7 @@ class MStepSettings:
     loss: LossParams = field(default_factory=LossParams)
     bf16_autocast: bool = True
     share_prefix: bool = False  # compute shared prompt prefixes once (empg.shared_forward)
+    temperature: float = 1.0  # of the log-probs: log softmax(logits / T) (empg.losses.logprob_temperature)
 
 
 def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
@@ -54,8 +55,9 @@ def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractCont
 
 
 def token_logprobs(model: Any, input_ids: torch.Tensor, position_ids: torch.Tensor,
-                   loss_mask: torch.Tensor) -> torch.Tensor:
-    """log π(token_j | tokens < j of its sequence) for every j with ``loss_mask[j]``, in order.
+                   loss_mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log π(token_j | tokens < j of its sequence) for every j with ``loss_mask[j]``, in order
+    (``temperature``: of ``log softmax(logits / T)``).
 
     One packed row in (1-D tensors), one 1-D tensor out. Token j is predicted by the hidden state at
     j − 1, so ``loss_mask[0]`` must be False (the core never marks a sequence's first token)."""
@@ -69,6 +71,8 @@ def token_logprobs(model: Any, input_ids: torch.Tensor, position_ids: torch.Tens
     if not kwargs:
         logits = logits[pred]
     logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
@@ -140,11 +144,12 @@ def _longest(samples: Samples, index: np.ndarray) -> int:
     return int(samples.lengths[index].max()) if len(index) else 0
 
 
-def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn) -> torch.Tensor:
+def _logprobs(model: Any, samples: Samples, micro: _Micro, forward: ForwardFn, temperature: float) -> torch.Tensor:
     if micro.shared:
-        return shared_token_logprobs(model, samples, micro.index)
+        return shared_token_logprobs(model, samples, micro.index, temperature)
     t = micro.tensors
-    return forward(model, t["input_ids"], t["position_ids"], t["loss_mask"])
+    at = {"temperature": temperature} if temperature != 1.0 else {}  # a custom forward need not take it
+    return forward(model, t["input_ids"], t["position_ids"], t["loss_mask"], **at)
 
 
 def _given(recorded: TokenLogProbs | None, samples: Samples, micro: _Micro,
@@ -160,20 +165,22 @@ def _given(recorded: TokenLogProbs | None, samples: Samples, micro: _Micro,
 @torch.no_grad()
 def score(model: Any, samples: Samples, *, token_budget: int, autocast: bool = True,
           forward: ForwardFn = token_logprobs, share_prefix: bool = False,
-          dist: Dist = SINGLE) -> TokenLogProbs:
-    """Log-probs of every completion token under ``model`` (no grad), as one tensor on its device:
-    the GRPO "old" log-probs right after the E-step, or the frozen reference's (``share_prefix``:
-    each shared prompt prefix run once, see :mod:`empg.shared_forward`). A model sharded over
-    ``dist`` runs the same number of forwards on every rank."""
+          dist: Dist = SINGLE, temperature: float = 1.0, index: np.ndarray | None = None) -> TokenLogProbs:
+    """Log-probs of the completion tokens under ``model`` (no grad, at ``temperature``), as one
+    tensor on its device: GRPO's "old" log-probs, or the frozen reference's (``share_prefix``: each
+    shared prompt prefix run once, see :mod:`empg.shared_forward`). ``index``: only those sequences
+    (the other tokens stay 0). A model sharded over ``dist`` runs the same number of forwards on
+    every rank."""
     device = next(model.parameters()).device
     out = torch.zeros(int(samples.completion_lens.sum()), dtype=torch.float32, device=device)
+    index = np.arange(len(samples)) if index is None else np.asarray(index, dtype=np.int64)
     sharded = dist.enabled and distributed.is_sharded(model)
     share = (share_prefix and not sharded and forward is token_logprobs
-             and can_share(model, _longest(samples, np.arange(len(samples)))))  # else plain
-    micros = _microbatches(samples, np.arange(len(samples)), token_budget, device, share)
+             and can_share(model, _longest(samples, index)))  # else plain
+    micros = _microbatches(samples, index, token_budget, device, share) if len(index) else []
     for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         with autocast_for(device, autocast):
-            lp = _logprobs(model, samples, micro, forward)
+            lp = _logprobs(model, samples, micro, forward, temperature)
         if len(micro.index):
             out[micro.token_index(samples, device)] = lp.float()
     if sharded:  # FSDP keeps the root's weights gathered after a no-grad forward: shard them again
@@ -191,11 +198,14 @@ def num_steps(n: int, mini_batch_size: int, epochs: int, steps_per_epoch: int = 
 
 def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settings: MStepSettings,
                          forward: ForwardFn = token_logprobs, *, coef: np.ndarray | None = None,
-                         dist: Dist = SINGLE) -> tuple[float, int, dict[str, float]]:
+                         dist: Dist = SINGLE, record_old: bool = False) -> tuple[float, int, dict[str, float]]:
     """Backward of ONE optimizer step's loss over the sequences ``index`` (packed into micro-batches
     under the token budget; gradients add up in ``.grad``). The normaliser counts over all of
     ``index`` (or is given per sequence of ``index`` as ``coef``: the step's share of all ranks),
-    so the result does not depend on the packing. Returns this rank's (loss, tokens, loss stats)."""
+    so the result does not depend on the packing. ``record_old``: the weights are still those that
+    sampled, so this forward's values (detached) are the old log-probs of ``index``: written into
+    ``samples.old_logp`` and used as such (the ratio is exactly 1, as in TRL's on-policy step).
+    Returns this rank's (loss, tokens, loss stats)."""
     loss = LOSSES[settings.algo]
     device = next(model.parameters()).device
     clens = samples.completion_lens
@@ -211,8 +221,10 @@ def accumulate_gradients(model: Any, samples: Samples, index: np.ndarray, settin
     for micro in _equalized(micros, samples, device, dist) if sharded else micros:
         t = micro.tensors
         with autocast_for(device, settings.bf16_autocast):
-            logp = _logprobs(model, samples, micro, forward)
+            logp = _logprobs(model, samples, micro, forward, settings.temperature)
         filler = len(micro.index) == 0  # zero weight and coefficient: adds 0 to every gradient
+        if record_old and samples.old_logp is not None and not filler:
+            samples.old_logp.values[micro.token_index(samples, device)] = logp.detach().float()
         tok = TokenBatch(
             logp=logp.float(),
             weight=t["token_weights"],
@@ -250,8 +262,6 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
     step (see :mod:`empg.distributed`); the returned numbers are the run's, not the rank's."""
     guard = guard if guard is not None else BadStepGuard(3)
     loss = LOSSES[settings.algo]
-    if loss.needs_old_logp and samples.old_logp is None:
-        raise TrainingError(f"algo={settings.algo} needs old log-probs recorded after the E-step")
     if settings.loss.kl_beta > 0 and samples.ref_logp is None:
         raise TrainingError("kl_beta > 0 needs reference log-probs")
     params = [p for group in optimizer.param_groups for p in group["params"]]  # what it steps
@@ -270,14 +280,22 @@ def m_step(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, samples
     if n == 0:  # every group agreed (on every rank): nothing to learn from this E-step
         return {"loss": float("nan"), "grad_norm": float("nan"), "steps": 0.0,
                 "skipped_steps": 0.0, "tokens": 0.0}
-    for _ in range(settings.epochs):
-        order = rng.permutation(n)
-        for chunk in np.array_split(order, per_epoch):
+    plan = [np.array_split(rng.permutation(n), per_epoch) for _ in range(settings.epochs)]
+    mine_of = [[c[(c >= lo) & (c < hi)] - lo for c in epoch] for epoch in plan]  # this rank's sequences
+    record_old = loss.needs_old_logp and samples.old_logp is None
+    if record_old:  # the first step's own forward gives its sequences' old log-probs: score the rest
+        rest = np.setdiff1d(np.arange(len(samples)), mine_of[0][0])
+        samples.old_logp = score(model, samples, token_budget=settings.token_budget, forward=forward,
+                                 autocast=settings.bf16_autocast, share_prefix=settings.share_prefix,
+                                 dist=dist, temperature=settings.temperature, index=rest)
+    for epoch, chunks in enumerate(plan):
+        for j, chunk in enumerate(chunks):
             optimizer.zero_grad(set_to_none=True)
             coef = normaliser_coefficients(all_clens[chunk], settings.normalize)
             mine = (chunk >= lo) & (chunk < hi)
             step_loss, step_tokens, stats = accumulate_gradients(
-                model, samples, chunk[mine] - lo, settings, forward, coef=coef[mine], dist=dist)
+                model, samples, mine_of[epoch][j], settings, forward, coef=coef[mine], dist=dist,
+                record_old=record_old and epoch == 0 and j == 0)
             if dist.enabled:  # the step's numbers over all ranks: every rank decides alike
                 step_loss, step_tokens, stats = _reduce_step(dist, step_loss, step_tokens, stats)
             tokens += step_tokens

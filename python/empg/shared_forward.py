@@ -261,10 +261,10 @@ def right_padded(rows: list[np.ndarray], fill: int, device: torch.device) -> tup
     return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
 
 
-def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray) -> torch.Tensor:
+def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray, temperature: float = 1.0) -> torch.Tensor:
     """log π(z_t | prompt, z_<t) of every completion token of the sequences ``index``, in the order
     of ``index`` then of the tokens: the same 1-D tensor :func:`empg.mstep.token_logprobs` gives on
-    the packed buffer of ``index``, computed with each shared prefix run once."""
+    the packed buffer of ``index`` (at ``temperature``), computed with each shared prefix run once."""
     device = next(model.parameters()).device
     base = model.base_model
     groups = group_by_prompt(samples, index)
@@ -329,4 +329,6 @@ def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray) -> torch.
     sel = torch.from_numpy(np.concatenate(pick or [np.zeros(0, np.int64)])).to(device)
     tgt = torch.from_numpy(np.concatenate(targets or [np.zeros(0, np.int64)])).to(device)
     logits = lm_logits(model, hidden[sel]).float()
+    if temperature != 1.0:
+        logits = logits / temperature
     return logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
