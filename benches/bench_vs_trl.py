@@ -109,17 +109,26 @@ def main(argv: list[str] | None = None) -> int:
     results = HERE / "results" / "vs_trl"
     out = Path(a.out or (tempfile.mkdtemp(prefix="bench-vs-trl-") if a.quick else results))
     report = a.report or str(HERE / "results" / "vs_trl.md" if out == results else out / "vs_trl.md")
-    (out / "logs").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="bench-vs-trl-logs-"))
     command = " ".join(["python benches/bench_vs_trl.py", *(sys.argv[1:] if argv is None else argv)])
     meta = {"command": command, "machine": machine_line(), "load_start": os.getloadavg(), "lanes": a.lanes,
-            "threads_per_worker": threads, "mem_available_gib": mem_available_gib(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **provenance()}
+            "threads_per_worker": threads, "mem_available_gib": mem_available_gib(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **provenance()}
     records: dict[str, Any] = {}
     t0 = time.time()
+
+    def save() -> None:
+        """Records and meta so far (after every workload: an interrupted run keeps what it finished)."""
+        meta.update(load_end=os.getloadavg(), wall_s=round(time.time() - t0, 1))
+        (out / "records.json").write_text(json.dumps(records, indent=1) + "\n")
+        (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+
     if not a.quick and meta["mem_available_gib"] < GIB_PER_ROW * len(systems) + 2:
         print(f"warning: {meta['mem_available_gib']:.1f} GiB available; {len(systems)} SmolLM2 workers need about "
               f"{GIB_PER_ROW * len(systems) + 2:.0f} GiB (fewer --systems, or free memory)", flush=True)
     print(f"{len(systems)} rows x {common['warmup']} + {common['iterations']} iterations per workload, "
-          f"{a.lanes} at a time, {threads} torch thread(s) each; worker logs in {out / 'logs'}", flush=True)
+          f"{a.lanes} at a time, {threads} torch thread(s) each; worker logs in {logs}", flush=True)
     for w in a.workloads.split(","):
         why = missing_data(w)
         if why:
@@ -129,13 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         p, k, t = (int(x) for x in (getattr(a, w) or ",".join(map(str, sizes[w]))).split(","))
         s = Settings(workload=w, prompts_per_iteration=p, group_size=k, max_new_tokens=t, **common)
         print(f"== {w}: {p} prompts x K={k}, up to {t} new tokens", flush=True)
-        (out / "logs" / w).mkdir(exist_ok=True)
-        res = harness.run(s, systems, a.lanes, str(out / "logs" / w))
+        (logs / w).mkdir()
+        res = harness.run(s, systems, a.lanes, str(logs / w))
         records[w] = {"settings": s.to_dict(), "systems": {n: r.to_dict() for n, r in res.items()}}
-        (out / "records.json").write_text(json.dumps(records, indent=1) + "\n")
-    meta.update(load_end=os.getloadavg(), wall_s=round(time.time() - t0, 1))
-    (out / "records.json").write_text(json.dumps(records, indent=1) + "\n")
-    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        save()
+    save()
     print(f"records in {out} ({meta['wall_s'] / 60:.1f} min)", flush=True)
     return vs_trl_report.main([str(out), "--out", report])
 

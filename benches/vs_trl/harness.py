@@ -118,8 +118,9 @@ def _drive(jobs: list[str], begin: Callable[[str], None], workers: dict[str, _Wo
 def run(settings: Settings, systems: list[str], lanes: int, log_dir: str, log: Callable[[str], None] = print,
         timeout_s: float = 1800.0) -> dict[str, Result]:
     """Start every row, run ``settings.total_iterations`` rounds, stop them; worker output goes to
-    ``<log_dir>/<row>.log``. Each iteration's record gets its round, whether it is a warm-up, and
-    its start and end in seconds since the rows were started (so overlaps can be read off)."""
+    ``<log_dir>/<row>.log``. Each iteration's record gets its round (``iteration``), whether it is
+    a warm-up, and its start and end in seconds since the rows were started (so overlaps can be read
+    off)."""
     ctx = mp.get_context("spawn")
     results = {n: Result(BY_NAME[n]) for n in systems}
     workers: dict[str, _Worker] = {}
