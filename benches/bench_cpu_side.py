@@ -110,7 +110,7 @@ class Workload:
         return sum(len(c) for c in self.completion_ids)
 
 
-class ReplaySampler(cpu_side.ReplaySampler):
+class ReplaySampler:
     """An empg sampler handing back given rollouts (what vLLM's output becomes: ids and text, so
     nothing is decoded)."""
 
@@ -186,7 +186,7 @@ def measure(cases: list[tuple[int, int]], repeats: int, trl_repeats: int, log: A
     records = []
     load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-cpu-side-") as tmp:
-        trl = cpu_side.TRLSide("empg-verifier", K, os.path.join(tmp, "trl"))
+        trl = cpu_side.TRLSide(K, os.path.join(tmp, "trl"))
         warm = Workload(64, 64, tok)  # first calls (regex compilation, thread pools, imports): untimed
         run_empg(warm, os.path.join(tmp, "warm"))
         run_trl(trl, warm)

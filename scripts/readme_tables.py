@@ -1,6 +1,7 @@
 """README.md quotes benchmark tables: the block between ``<!-- from: PATH -->`` and ``<!-- /from -->``
-is the body of the generated file PATH (its text after the title and command lines), so a README
-number is never typed in. ``--check`` fails when a block differs from its file (a test runs it).
+is the body of the generated file PATH (its text after the title and command lines), or with
+``PATH#Heading`` the text of its section ``## Heading`` only, so a README number is never typed in.
+``--check`` fails when a block differs from its file (a test runs it).
 
     python scripts/readme_tables.py           # copy every quoted table from its file
     python scripts/readme_tables.py --check   # exit 1 if README.md is stale
@@ -17,16 +18,26 @@ REPO = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(<!-- from: (\S+) -->\n).*?(<!-- /from -->)", re.S)
 
 
-def body(path: Path) -> str:
-    """The generated file's text from its first line that is neither the title, blank nor a command."""
+def body(path: Path, section: str = "") -> str:
+    """The generated file's text from its first line that is neither the title, blank nor a command;
+    with ``section``, the lines under its heading ``## section`` up to the next ``## `` heading."""
     lines = path.read_text().splitlines()
+    if section:
+        start = lines.index(f"## {section}") + 1
+        end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+        return "\n".join(lines[start:end]).strip() + "\n"
     start = next(i for i, line in enumerate(lines)
                  if line.strip() and not line.startswith("#") and not line.startswith("`python "))
     return "\n".join(lines[start:]).strip() + "\n"
 
 
+def quoted(ref: str) -> str:
+    path, _, section = ref.partition("#")
+    return body(REPO / path, section)
+
+
 def render(text: str) -> str:
-    return BLOCK.sub(lambda m: m.group(1) + body(REPO / m.group(2)) + m.group(3), text)
+    return BLOCK.sub(lambda m: m.group(1) + quoted(m.group(2)) + m.group(3), text)
 
 
 def main(argv: list[str] | None = None) -> int:

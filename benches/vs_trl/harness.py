@@ -1,160 +1,180 @@
-"""Runs the systems side by side: one worker process per system, iterations alternated.
+"""The rows of the head-to-head and how they run: one worker process per row, iterations in rounds.
 
-Each system lives in its own process (spawned, so nothing is shared and each has its own peak
-RSS), loads its model once, then waits. The parent sends "step" to each system in turn
-(empg, TRL, TRL, empg, TRL, TRL, ...): only one system computes at any time and a slow phase of
-the shared machine hits all of them alike. The first ``warmup`` iterations of each are not timed.
-A system that cannot start (a missing module, say) is reported as unavailable with its error,
-never replaced by something else.
+Each row (:data:`SYSTEMS`) lives in its own process (spawned, so nothing is shared and each has
+its own peak RSS), loads its model once, then waits. The parent sends "step" to the rows in
+round-robin order (every row's iteration ``i`` before any row's ``i + 1``), with at most ``lanes``
+iterations in flight: ``lanes=1`` alternates the rows, one computing at a time; ``lanes=2`` runs two
+at once (each worker then has one torch thread), a row's iteration overlapping whatever the next
+rows in the round do. Either way a slow phase of the shared machine hits all rows alike. The first
+``warmup`` iterations of each row are recorded but marked as warm-up. A row that cannot start or
+fails is reported with its error, never replaced by something else.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import statistics
+import time
 import traceback
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from typing import Any, Callable
 
 from vs_trl.task import Settings
-from vs_trl.timing import CATEGORIES
 
 
-def _entry(target: str, conn: Any, settings: dict[str, Any], arg: str, log_path: str | None) -> None:
-    """Worker process entry: output to ``log_path``, import the system's module, run it, report
-    any failure."""
-    if log_path:
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
+@dataclass(frozen=True)
+class System:
+    name: str
+    side: str  # "empg" | "trl"
+    what: str  # one line for the report
+    overrides: tuple[str, ...] = ()  # empg: config overrides of the row
+    gradient_checkpointing: bool = False  # trl
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"side": self.side, "what": self.what, "overrides": list(self.overrides),
+                "gradient_checkpointing": self.gradient_checkpointing}
+
+
+NO_SHARE, NO_DROP, GRPO = "model.share_prefix=false", "train.drop_zero_signal=false", "train.algo=grpo"
+SYSTEMS = (  # TRL rows spread through the round
+    System("trl/gc", "trl", "TRL as its docs configure it: gradient accumulation, gradient checkpointing on",
+           gradient_checkpointing=True),
+    System("empg", "empg", "empg as shipped: EM-PG, prefix sharing on, zero-signal groups dropped"),
+    System("empg-grpo/no-share", "empg", "empg's GRPO (TRL's loss), every group trained, prefix sharing off",
+           (GRPO, NO_DROP, NO_SHARE)),
+    System("empg/no-drop", "empg", "EM-PG, prefix sharing on, every group trained", (NO_DROP,)),
+    System("trl/no-gc", "trl", "TRL with gradient accumulation, gradient checkpointing off"),
+    System("empg-grpo", "empg", "empg's GRPO (TRL's loss), every group trained, prefix sharing on", (GRPO, NO_DROP)),
+    System("empg/no-share", "empg", "EM-PG, prefix sharing off, zero-signal groups dropped", (NO_SHARE,)),
+    System("empg/no-share/no-drop", "empg", "EM-PG, prefix sharing off, every group trained", (NO_SHARE, NO_DROP)),
+)
+BY_NAME = {s.name: s for s in SYSTEMS}
+
+
+@dataclass
+class Result:
+    system: System
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.system.to_dict(), "info": self.info, "error": self.error, "iterations": self.iterations}
+
+
+def _entry(side: str, conn: Any, settings: dict[str, Any], arg: Any, log_path: str) -> None:
+    """Worker process entry: output to ``log_path``, run the side's worker, report any failure."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
     try:
-        if target == "trl":
+        if side == "trl":
             from vs_trl import trl_worker as mod
         else:
             from vs_trl import empg_worker as mod  # type: ignore[no-redef]
         mod.main(conn, settings, arg)
-    except BaseException as e:  # noqa: BLE001 - reported to the parent, which prints it
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which records it
         conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"))
 
 
 @dataclass
-class SystemResult:
-    name: str
-    records: list[dict[str, Any]] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-    def mean(self, key: Callable[[dict[str, Any]], float]) -> float:
-        return statistics.fmean(key(r) for r in self.records) if self.records else float("nan")
-
-    @property
-    def wall(self) -> float:
-        return self.mean(lambda r: r["wall"])
-
-    @property
-    def wall_sd(self) -> float:
-        return statistics.stdev(r["wall"] for r in self.records) if len(self.records) > 1 else 0.0
-
-    def split(self, cat: str) -> float:
-        return self.mean(lambda r: r["split"][cat])
-
-    def total(self, key: str) -> float:
-        return float(sum(r[key] for r in self.records))
-
-    @property
-    def gen_tok_s(self) -> float:
-        return self.total("generated_tokens") / sum(r["split"]["generation"] for r in self.records)
-
-    @property
-    def trained_tok_s(self) -> float:
-        t = sum(r["split"]["forward"] + r["split"]["backward"] for r in self.records)
-        return self.total("trained_tokens") / t if t > 0 else float("nan")
-
-    @property
-    def device_work(self) -> float:
-        """Mean seconds per iteration of the work an accelerator would do: generation, forward,
-        backward, optimizer step."""
-        return sum(self.split(c) for c in ("generation", "forward", "backward", "optimizer"))
-
-    @property
-    def cpu_side(self) -> float:
-        """Mean seconds per iteration of everything else: reward, advantages/packing, other."""
-        return sum(self.split(c) for c in ("reward", "advantages_packing", "other"))
+class _Worker:
+    proc: Any
+    conn: Any
 
 
-SYSTEMS = {
-    # name: (worker module, argument)
-    "empg": ("empg", "empg"),
-    "trl/math-verify": ("trl", "math-verify"),
-    "trl/empg-verifier": ("trl", "empg-verifier"),
-}
-
-
-def run(settings: Settings, systems: list[str], log: Callable[[str], None] = print,
-        timeout_s: float = 1800.0, log_dir: str | None = None) -> dict[str, SystemResult]:
-    """Start every system, alternate their iterations, collect the records. Worker output goes
-    to ``<log_dir>/<system>.log`` when ``log_dir`` is given."""
-    ctx = mp.get_context("spawn")
-    results = {name: SystemResult(name) for name in systems}
-    live: dict[str, tuple[Any, Any]] = {}
-    for name in systems:  # start one at a time: loading does not overlap with anything
-        target, arg = SYSTEMS[name]
-        parent, child = ctx.Pipe()
-        log_path = os.path.join(log_dir, name.replace("/", "_") + ".log") if log_dir else None
-        proc = ctx.Process(target=_entry, args=(target, child, settings.to_dict(), arg, log_path), daemon=True)
-        proc.start()
-        kind, payload = _recv(parent, proc, timeout_s)
-        if kind != "ready":
-            results[name].error = payload
-            log(f"[{name}] unavailable: {payload.splitlines()[0] if payload else kind}")
-            proc.join(5)
-            continue
-        results[name].info.update(payload)
-        live[name] = (parent, proc)
-        log(f"[{name}] ready in {payload['setup_s']:.1f} s")
-    for it in range(settings.total_iterations):
-        for name in list(live):
-            parent, proc = live[name]
-            parent.send("step")
-            kind, payload = _recv(parent, proc, timeout_s)
-            if kind != "done":
-                results[name].error = payload
-                log(f"[{name}] failed at iteration {it}: {payload}")
-                proc.kill()
-                del live[name]
+def _drive(jobs: list[str], begin: Callable[[str], None], workers: dict[str, _Worker], lanes: int,
+           timeout_s: float, finish: Callable[[str, str, Any, float], None]) -> None:
+    """Run ``jobs`` (row names, in order) with at most ``lanes`` in flight: ``begin(name)`` starts
+    one, the worker's next message ends it, handed to ``finish(name, kind, payload, started)``; a
+    job whose row is still busy waits (the order is kept); a dead or silent worker ends in an error."""
+    queue, busy, begun = list(jobs), {}, set()
+    while queue or busy:
+        queue = [n for n in queue if n not in begun or n in workers]  # a failed row's jobs are dropped
+        while queue and len(busy) < lanes and queue[0] not in busy:
+            name = queue.pop(0)
+            begin(name)
+            begun.add(name)
+            busy[name] = time.time()
+        ready = wait([workers[n].conn for n in busy if n in workers], timeout=2.0)
+        for name in list(busy):
+            w = workers.get(name)
+            if w is not None and w.conn in ready:
+                try:
+                    kind, payload = w.conn.recv()
+                except EOFError:
+                    kind, payload = "error", f"worker exited (code {w.proc.exitcode})"
+            elif w is None or not w.proc.is_alive():
+                kind, payload = "error", "worker exited without an answer"
+            elif time.time() - busy[name] > timeout_s:
+                w.proc.kill()
+                kind, payload = "error", f"no answer within {timeout_s:.0f} s"
+            else:
                 continue
-            timed = it >= settings.warmup
-            if timed:
-                results[name].records.append(payload)
-            split = ", ".join(f"{k} {v:.2f}" for k, v in payload["split"].items())
-            log(f"[{name}] iteration {it}{'' if timed else ' (warm-up)'}: {payload['wall']:.2f} s, "
-                f"{payload['generated_tokens']} tokens generated, {payload['trained_tokens']} trained, "
-                f"reward {payload['reward_mean']:.2f} ({split})")
-    for name, (parent, proc) in live.items():
-        parent.send("stop")
-        kind, payload = _recv(parent, proc, timeout_s)
-        if kind == "final":
-            results[name].info.update(payload)
-        proc.join(30)
+            finish(name, kind, payload, busy.pop(name))
+
+
+def run(settings: Settings, systems: list[str], lanes: int, log_dir: str, log: Callable[[str], None] = print,
+        timeout_s: float = 1800.0) -> dict[str, Result]:
+    """Start every row, run ``settings.total_iterations`` rounds, stop them; worker output goes to
+    ``<log_dir>/<row>.log``. Each iteration's record gets its round (``iteration``), whether it is
+    a warm-up, and its start and end in seconds since the rows were started (so overlaps can be read
+    off)."""
+    ctx = mp.get_context("spawn")
+    results = {n: Result(BY_NAME[n]) for n in systems}
+    workers: dict[str, _Worker] = {}
+    t0 = time.time()
+
+    def fail(name: str, why: str) -> None:
+        results[name].error = why
+        log(f"[{settings.workload}] {name} failed: {why.strip().splitlines()[0] if why else why}")
+        w = workers.pop(name, None)
+        if w is not None:
+            w.proc.kill()
+
+    def spawn(name: str) -> None:
+        sys_ = BY_NAME[name]
+        arg = sys_.gradient_checkpointing if sys_.side == "trl" else list(sys_.overrides)
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_entry, daemon=True, args=(
+            sys_.side, child, settings.to_dict(), arg, os.path.join(log_dir, name.replace("/", "_") + ".log")))
+        proc.start()
+        workers[name] = _Worker(proc, parent)
+
+    def ready(name: str, kind: str, payload: Any, started: float) -> None:
+        if kind != "ready":
+            return fail(name, payload)
+        results[name].info.update(payload)
+        log(f"[{settings.workload}] {name} ready in {payload['setup_s']:.1f} s")
+
+    _drive(systems, spawn, workers, lanes, timeout_s, ready)
+    jobs = [n for _ in range(settings.total_iterations) for n in systems if n in workers]
+    count = {"done": 0, "step_start": time.time()}
+
+    def step(name: str) -> None:
+        workers[name].conn.send("step")
+
+    def done(name: str, kind: str, payload: Any, started: float) -> None:
+        if kind != "done":
+            return fail(name, payload)
+        it = len(results[name].iterations)
+        rec = {"iteration": it, "warmup": it < settings.warmup, "start_s": started - t0,
+               "end_s": time.time() - t0, **payload}
+        results[name].iterations.append(rec)
+        count["done"] += 1
+        elapsed = time.time() - count["step_start"]
+        left = elapsed / count["done"] * (len(jobs) - count["done"])
+        log(f"[{settings.workload} {count['done']}/{len(jobs)}, ~{left / 60:.0f} min left] {name} iteration {it}"
+            f"{' (warm-up)' if rec['warmup'] else ''}: {payload['wall']:.1f} s, {payload['generated_tokens']} "
+            f"tokens generated, {payload['trained_tokens']} trained, reward {payload['reward_mean']:.2f}")
+
+    _drive(jobs, step, workers, lanes, timeout_s, done)
+    for name, w in list(workers.items()):
+        w.conn.send("stop")
+        if w.conn.poll(60):
+            kind, payload = w.conn.recv()
+            if kind == "final":
+                results[name].info.update(payload)
+        w.proc.join(30)
     return results
-
-
-def _recv(conn: Any, proc: Any, timeout_s: float) -> tuple[str, Any]:
-    """The worker's next message; an error when it exits or stays silent for ``timeout_s``."""
-    waited = 0.0
-    while not conn.poll(1.0):
-        waited += 1.0
-        if not proc.is_alive():
-            return "error", f"worker exited (code {proc.exitcode}) without an answer"
-        if waited >= timeout_s:
-            proc.kill()
-            return "error", f"no answer within {timeout_s:.0f} s"
-    try:
-        return conn.recv()  # type: ignore[no-any-return]
-    except EOFError:
-        return "error", f"worker exited (code {proc.exitcode})"
-
-
-def split_shares(res: SystemResult) -> dict[str, float]:
-    return {c: res.split(c) / res.wall for c in CATEGORIES}

@@ -2,13 +2,17 @@
 
 Both systems load the SAME weights from the same directory (the embedded SmolLM2-135M-Instruct,
 dequantized once from its GGUF to safetensors by :func:`empg.models.embedded_model_dir`, or a tiny
-random Llama saved once from a config) and see the SAME prompts in the same order. The task is
-empg's embedded one (:func:`empg.tasks.make_arith_problems`, difficulty 0: "What is a + b?", a, b
-in 1..20, the bare sums the small model half solves, so groups carry learning signal and both
-trainers do real M-step work), rendered by empg's ``chat`` template with two worked examples
-(:func:`empg.prompts.get_template`). TRL gets the conversation (its idiomatic, conversational
-form) and renders it with the same chat template, so both systems' prompt token ids are identical
-(:func:`prompt_ids` checks that the text equals what empg's own template renders).
+random Llama saved once from a config) and see the SAME prompts in the same order. Two workloads:
+
+* ``arith``: empg's embedded task (:func:`empg.tasks.make_arith_problems`, difficulty 0, "What is
+  a + b?") in empg's ``chat`` template with two worked examples: a long shared prefix, short
+  completions, about half of them right (groups carry signal);
+* ``gsm8k``: GSM8K train questions zero-shot in the same template (no worked example), long
+  completions (the data from ``empg.data.default_data_path``; the workload is skipped without it).
+
+TRL gets each prompt as the conversation and renders it with the same chat template, so both
+systems' prompt token ids are identical (:func:`prompt_ids` checks the text against empg's own
+rendering).
 """
 
 from __future__ import annotations
@@ -19,34 +23,27 @@ from pathlib import Path
 from typing import Any
 
 MODELS = ("smollm2", "tiny")
-
-FEWSHOT = 2
-DIFFICULTY = 0
-
-
-def template() -> Any:
-    from empg.prompts import get_template
-
-    return get_template("chat", fewshot=FEWSHOT, task="arith")
+FEWSHOT = {"arith": 2, "gsm8k": 0}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """One head-to-head configuration; every field applies to both systems alike."""
+    """One workload of the head-to-head; every field applies to both systems alike."""
 
+    workload: str = "arith"  # arith | gsm8k
     model: str = "smollm2"  # smollm2 | tiny
-    prompts_per_iteration: int = 8
+    prompts_per_iteration: int = 2
     group_size: int = 4  # K completions per prompt
-    max_new_tokens: int = 64  # completion length cap
-    temperature: float = 0.8
+    max_new_tokens: int = 48  # completion length cap (stop at EOS only, no stop strings)
+    temperature: float = 0.8  # empg's default; TRL's is 1.0: set on both
     top_p: float = 1.0  # no top-k in either system
     lr: float = 1e-5  # AdamW, weight decay 0, betas (0.9, 0.999), constant schedule, no warm-up
     max_grad_norm: float = 1.0
-    iterations: int = 3  # timed iterations per system
+    iterations: int = 5  # timed iterations per system
     warmup: int = 1  # untimed iterations per system first (allocator, caches, lazy imports)
     seed: int = 0
-    threads: int = 0  # torch threads in each worker (0 = torch's default)
-    empg_token_budget: int = 0  # empg only: tokens per packed M-step micro-batch (0 = empg's default)
+    threads: int = 1  # torch threads in each worker
+    trl_micro_batch: int = 2  # TRL's per_device_train_batch_size (accumulated to all P x K)
 
     @property
     def rollouts(self) -> int:
@@ -60,18 +57,38 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-def problems(settings: Settings) -> list[dict[str, Any]]:
-    """``prompts_per_iteration * total_iterations`` problems, in the order both systems see them:
-    iteration ``i`` uses rows ``[i * P, (i + 1) * P)``. Each row: ``prompt`` (the chat
-    conversation of empg's template), ``question``, ``solution`` (the reference, the column TRL's
-    ``accuracy_reward`` reads) and ``answer`` (the same reference, the column empg reads)."""
-    from empg.tasks import make_arith_problems
+def template(workload: str) -> Any:
+    from empg.prompts import get_template
 
-    tpl = template()
-    probs = make_arith_problems(settings.prompts_per_iteration * settings.total_iterations,
-                                seed=settings.seed, difficulty=DIFFICULTY, split="train")
-    return [{"prompt": tpl.messages(p.question), "question": p.question, "solution": p.answer,
-             "answer": p.answer} for p in probs]
+    return get_template("chat", fewshot=FEWSHOT[workload], task=workload)
+
+
+def missing_data(workload: str) -> str | None:
+    """Why ``workload`` cannot run here (its data file is absent), or None."""
+    from empg.data import default_data_path
+
+    if workload == "gsm8k" and not default_data_path("gsm8k", "train").exists():
+        return (f"GSM8K not found at {default_data_path('gsm8k', 'train')} "
+                "(set EMPG_DATA_DIR to the folder holding gsm8k/train.jsonl)")
+    return None
+
+
+def problems(settings: Settings) -> list[dict[str, Any]]:
+    """``prompts_per_iteration * total_iterations`` rows, in the order both systems see them:
+    iteration ``i`` uses rows ``[i * P, (i + 1) * P)``. Each row: ``prompt`` (the chat
+    conversation of empg's template), ``question`` and ``answer`` (the bare reference, the column
+    empg's verifier reads on both sides)."""
+    n = settings.prompts_per_iteration * settings.total_iterations
+    if settings.workload == "arith":
+        from empg.tasks import make_arith_problems
+
+        probs = make_arith_problems(n, seed=settings.seed, difficulty=0, split="train")
+    else:
+        from empg.data import load_problems
+
+        probs, _ = load_problems("gsm8k", split="train", limit=n)
+    tpl = template(settings.workload)
+    return [{"prompt": tpl.messages(p.question), "question": p.question, "answer": p.answer} for p in probs]
 
 
 def model_dir(name: str) -> Path:
@@ -92,7 +109,7 @@ def model_dir(name: str) -> Path:
 
 
 def load_policy(name: str) -> tuple[Any, Any]:
-    """(model in fp32 on the CPU, tokenizer) from :func:`model_dir`, as either system loads them."""
+    """(model in fp32 on the CPU, tokenizer) from :func:`model_dir`, as TRL is handed them."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -104,11 +121,11 @@ def load_policy(name: str) -> tuple[Any, Any]:
     return model, tok
 
 
-def prompt_ids(tokenizer: Any, rows: list[dict[str, Any]]) -> list[list[int]]:
+def prompt_ids(tokenizer: Any, rows: list[dict[str, Any]], workload: str) -> list[list[int]]:
     """The prompt token ids exactly as TRL's GRPOTrainer builds them for conversational prompts
     (``apply_chat_template(add_generation_prompt=True, tokenize=True)``); checked to be the text
     empg's template renders for the question."""
-    tpl = template()
+    tpl = template(workload)
     for r in rows[:2]:
         text = tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
         if text != tpl.render(r["question"], tokenizer):

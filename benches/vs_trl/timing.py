@@ -1,4 +1,5 @@
-"""Timers the workers wrap around the real functions of each system, and the per-process memory.
+"""Timers the workers wrap around the real functions of each system, a count of the tokens run
+through the model, and the per-process memory.
 
 A :class:`Timers` accumulates wall time per name; :meth:`Timers.wrap` replaces a bound method of an
 object by one that times each call and returns exactly what the original returned (nothing about
@@ -8,7 +9,9 @@ made by subtraction afterwards (see the workers).
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import gc
 import os
 import resource
 import time
@@ -59,3 +62,36 @@ def rss_bytes() -> int:
 def peak_rss_bytes() -> int:
     """High-water resident set size of this process (``getrusage``; Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class TokenCounter:
+    """Token positions (padding included) of every forward of ``module`` while ``on``: a
+    pre-forward hook on the decoder body, which every path of either system goes through (a
+    packed row, a padded batch, a shared prefix and its continuations)."""
+
+    def __init__(self, module: Any) -> None:
+        self.on = False
+        self.tokens = 0
+        module.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def _count(self, _module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if not self.on:
+            return
+        x = kwargs.get("input_ids", args[0] if args else None)
+        if x is None:
+            x = kwargs["inputs_embeds"]
+        self.tokens += int(x.shape[0]) * int(x.shape[1]) if x.dim() > 1 else int(x.shape[0])
+
+    def take(self) -> int:
+        n, self.tokens = self.tokens, 0
+        return n
+
+
+def release_memory() -> None:
+    """Between iterations (untimed): free what Python and glibc hold but no longer use, so the
+    idle workers of a run leave memory to the one computing."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass

@@ -1,12 +1,17 @@
 """The TRL side of the head-to-head: TRL's real ``GRPOTrainer.train()``, one step per command.
 
 The worker runs in its own process (so its peak RSS is its own) and builds a ``GRPOTrainer``
-(trl 1.16, vLLM off, ``use_cpu=True``, fp32) with the shared settings: ``num_generations = K``,
-one generation of ``P * K`` completions per optimizer step (``per_device_train_batch_size = P*K``,
-no gradient accumulation, ``num_iterations = 1``), AdamW at the same lr, constant schedule, no
-warm-up, ``beta = 0``, no gradient checkpointing (TRL defaults to it; empg does not), the dataset in order (``shuffle_dataset=False``) so it draws the same
-prompts per step as empg. ``trainer.train()`` runs as a user runs it; a callback blocks at the
-start of every optimizer step until the parent says "step", which alternates the systems.
+(trl 1.16, vLLM off, ``use_cpu=True``, fp32) as TRL's docs configure one for a small machine:
+the global batch of ``P * K`` completions (``num_generations = K``) reached by gradient
+accumulation over micro-batches of ``trl_micro_batch`` (so one generation and one optimizer step
+per iteration, ``num_iterations = 1``), gradient checkpointing on (TRL's default) or off by the
+row. Everything else at parity with empg: AdamW at the same lr, constant schedule, no warm-up,
+``beta = 0``, the same temperature, top-p, length cap and prompts in order
+(``shuffle_dataset=False``), and empg's verifier as the reward (``empg.rewards.trl_reward_func``:
+both systems score alike). TRL's loss stays its default, ``loss_type="dapo"`` (the clipped
+surrogate over every completion token of the step, divided by their number: empg's
+``train.normalize=token``), ``scale_rewards="group"``, ``epsilon=0.2``. ``trainer.train()`` runs as a
+user runs it; a callback blocks at the start of every optimizer step until the parent says "step".
 
 The time split comes from timers around TRL's own methods (bound-method wrappers that return what
 the original returns; nothing is changed):
@@ -17,9 +22,10 @@ the original returns; nothing is changed):
 * forward = ``compute_loss`` (policy forward with grad + the GRPO loss) plus any
   ``_get_per_token_logps_and_entropies`` call inside ``_generate_and_score_completions`` (old/ref
   log-probs; none with these settings);
-* advantages/packing = ``_generate_and_score_completions`` minus the three above: padding the
-  completions into tensors, the group advantages, the reward metrics — the inline code;
-* backward = ``training_step`` minus ``_prepare_inputs`` minus ``compute_loss``;
+* advantages/packing = ``_prepare_inputs`` minus the three above: padding the completions into
+  tensors, the group advantages, the reward metrics, shuffling and splitting into micro-batches;
+* backward = ``training_step`` minus ``_prepare_inputs`` minus ``compute_loss`` (with gradient
+  checkpointing: the recomputed forward too);
 * optimizer = the optimizer's ``step``;
 * other = the rest of the step's wall time (gradient clipping, scheduler, ``zero_grad``, logging,
   callbacks, fetching the next batch).
@@ -32,30 +38,22 @@ import time
 from typing import Any
 
 from vs_trl.task import Settings, load_policy, problems
-from vs_trl.timing import Timers, peak_rss_bytes, rss_bytes
+from vs_trl.timing import Timers, TokenCounter, peak_rss_bytes, release_memory, rss_bytes
+
+# What the report shows of the GRPOConfig each TRL worker built (its loss and batch settings).
+CONFIG_KEYS = ("loss_type", "scale_rewards", "epsilon", "beta", "num_iterations", "importance_sampling_level",
+               "mask_truncated_completions", "temperature", "per_device_train_batch_size",
+               "gradient_accumulation_steps", "steps_per_generation", "gradient_checkpointing")
 
 
-def math_verify_reward() -> Any:
-    """TRL's own verifier reward: ``trl.rewards.accuracy_reward`` (math-verify)."""
-    from trl.rewards import accuracy_reward
-
-    return accuracy_reward
-
-
-def empg_verifier_reward() -> Any:
-    """empg's verifier through its TRL adapter (``empg.rewards``)."""
-    from empg import rewards
-
-    return rewards.trl_reward_func(reference_column="answer")
-
-
-REWARDS = {"math-verify": math_verify_reward, "empg-verifier": empg_verifier_reward}
-
-
-def make_trainer(settings: Settings, reward: str, output_dir: str, callbacks: list[Any]) -> Any:
+def make_trainer(settings: Settings, gradient_checkpointing: bool, output_dir: str, callbacks: list[Any]) -> Any:
     import datasets
     from trl import GRPOConfig, GRPOTrainer
 
+    from empg.rewards import trl_reward_func
+
+    if settings.rollouts % settings.trl_micro_batch:
+        raise ValueError(f"P x K = {settings.rollouts} is not a multiple of trl_micro_batch={settings.trl_micro_batch}")
     model, tok = load_policy(settings.model)
     args = GRPOConfig(
         output_dir=output_dir,
@@ -63,8 +61,8 @@ def make_trainer(settings: Settings, reward: str, output_dir: str, callbacks: li
         bf16=False,
         fp16=False,
         use_vllm=False,
-        per_device_train_batch_size=settings.rollouts,
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=settings.trl_micro_batch,
+        gradient_accumulation_steps=settings.rollouts // settings.trl_micro_batch,
         num_generations=settings.group_size,
         num_iterations=1,
         max_completion_length=settings.max_new_tokens,
@@ -72,7 +70,7 @@ def make_trainer(settings: Settings, reward: str, output_dir: str, callbacks: li
         top_p=settings.top_p,
         top_k=0,
         beta=0.0,
-        gradient_checkpointing=False,  # TRL's default is True; empg's is False: equal settings
+        gradient_checkpointing=gradient_checkpointing,
         learning_rate=settings.lr,
         weight_decay=0.0,
         adam_beta1=0.9,
@@ -91,8 +89,8 @@ def make_trainer(settings: Settings, reward: str, output_dir: str, callbacks: li
         dataloader_num_workers=0,
     )
     dataset = datasets.Dataset.from_list(problems(settings))
-    return GRPOTrainer(model=model, reward_funcs=[REWARDS[reward]()], args=args, train_dataset=dataset,
-                       processing_class=tok, callbacks=callbacks)
+    return GRPOTrainer(model=model, reward_funcs=[trl_reward_func(reference_column="answer")], args=args,
+                       train_dataset=dataset, processing_class=tok, callbacks=callbacks)
 
 
 class _Instrument:
@@ -100,7 +98,8 @@ class _Instrument:
 
     def __init__(self, trainer: Any, timers: Timers) -> None:
         self.t = timers
-        self.generated = self.trained = self.forward_tokens = 0
+        self.generated = self.trained = 0
+        self.counter = TokenCounter(trainer.model.base_model)
         self.rewards: list[float] = []
         gen, rew = trainer._generate, trainer._calculate_rewards
         logps, score = trainer._get_per_token_logps_and_entropies, trainer._generate_and_score_completions
@@ -124,9 +123,11 @@ class _Instrument:
 
         def compute_loss(model: Any, inputs: Any, *a: Any, **k: Any) -> Any:
             self.trained += int(inputs["completion_mask"].sum())
-            n, width = inputs["prompt_ids"].shape[0], inputs["prompt_ids"].shape[1] + inputs["completion_ids"].shape[1]
-            self.forward_tokens += n * width
-            return timers.timed("compute_loss", loss)(model, inputs, *a, **k)
+            self.counter.on = True
+            try:
+                return timers.timed("compute_loss", loss)(model, inputs, *a, **k)
+            finally:
+                self.counter.on = False
 
         trainer._generate = _generate
         trainer._calculate_rewards = _calculate_rewards
@@ -142,38 +143,39 @@ class _Instrument:
         split = {
             "generation": t("_generate"),
             "reward": t("_calculate_rewards"),
-            "advantages_packing": t("_generate_and_score_completions") - t("_generate")
-            - t("_calculate_rewards") - t("logps_in_scoring"),
+            "advantages_packing": t("_prepare_inputs") - t("_generate") - t("_calculate_rewards")
+            - t("logps_in_scoring"),
             "forward": forward,
             "backward": t("training_step") - t("_prepare_inputs") - t("compute_loss"),
             "optimizer": t("optimizer.step"),
         }
         split["other"] = wall - t("training_step") - t("optimizer.step")
         rec = {"wall": wall, "split": split, "generated_tokens": self.generated, "trained_tokens": self.trained,
-               "forward_tokens": self.forward_tokens, "rollouts": len(self.rewards),
+               "forward_tokens": self.counter.take(), "rollouts": len(self.rewards),
                "reward_mean": sum(self.rewards) / max(1, len(self.rewards)), "rss": rss_bytes()}
         self.t.reset()
-        self.generated = self.trained = self.forward_tokens = 0
+        self.generated = self.trained = 0
         self.rewards = []
         return rec
 
 
-def main(conn: Any, settings_dict: dict[str, Any], reward: str) -> None:
+def main(conn: Any, settings_dict: dict[str, Any], gradient_checkpointing: bool) -> None:
     """Worker entry point (multiprocessing, spawn): build, report ready, then one step per "step"."""
     import torch
     from transformers import TrainerCallback
 
     settings = Settings(**settings_dict)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     timers = Timers()
-    gate: dict[str, Any] = {"start": None, "inst": None, "optimizer_timed": False}
+    gate: dict[str, Any] = {"start": None, "cpu": 0.0, "inst": None, "optimizer_timed": False}
 
     def finish_step() -> None:
         if gate["start"] is not None:
-            conn.send(("done", gate["inst"].record(time.perf_counter() - gate["start"])))
+            rec = {**gate["inst"].record(time.perf_counter() - gate["start"]), "cpu_s": time.process_time() - gate["cpu"]}
             gate["start"] = None
+            release_memory()
+            conn.send(("done", rec))
 
     class Gate(TrainerCallback):
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -185,16 +187,17 @@ def main(conn: Any, settings_dict: dict[str, Any], reward: str) -> None:
             if cmd != "step":
                 raise RuntimeError(f"TRL worker: expected 'step', got {cmd!r}")
             timers.reset()
-            gate["start"] = time.perf_counter()
+            gate["start"], gate["cpu"] = time.perf_counter(), time.process_time()
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             finish_step()
 
     with tempfile.TemporaryDirectory(prefix="bench-trl-") as out:
         t0 = time.perf_counter()
-        trainer = make_trainer(settings, reward, out, [Gate()])
+        trainer = make_trainer(settings, gradient_checkpointing, out, [Gate()])
         gate["inst"] = _Instrument(trainer, timers)
-        conn.send(("ready", {"setup_s": time.perf_counter() - t0, "rss_after_load": rss_bytes()}))
+        config = {k: getattr(trainer.args, k) for k in CONFIG_KEYS}
+        conn.send(("ready", {"setup_s": time.perf_counter() - t0, "rss_after_load": rss_bytes(), "config": config}))
         trainer.train()
-    cmd = conn.recv()
-    conn.send(("final", {"peak_rss": peak_rss_bytes(), "cmd": cmd}))
+    conn.recv()
+    conn.send(("final", {"peak_rss": peak_rss_bytes()}))
