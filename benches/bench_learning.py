@@ -101,16 +101,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="the harness on a tiny random model (CI)")
+    ap.add_argument("--resume", action="store_true", help="keep the runs already in <out>/runs.jsonl (same "
+                    "task and sweep) and run only the missing ones")
     args = ap.parse_args(argv)
     base = TINY if args.tiny else TASK
     seeds = list(range(1, args.seeds + 1))
     lrs = SWEEP_LRS[1:2] if args.tiny else SWEEP_LRS
     args.out.mkdir(parents=True, exist_ok=True)
     records_path = args.out / "runs.jsonl"
-    records_path.write_text("")
-    (args.out / "meta.json").write_text(json.dumps({
-        "machine": machine_line(), "commit": _commit(), "load_start": [round(x, 2) for x in os.getloadavg()], "task": base, "seeds": seeds,
-        "sweep_seed": SWEEP_SEED, "sweep_lrs": list(lrs), "parallel": args.parallel}, indent=1) + "\n")
+    kept = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()] \
+        if args.resume and records_path.exists() else []
+    records_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    have = {(r["role"], r["objective"], r["reuse"], r["seed"], r["lr"]): r for r in kept}
+    old_meta = json.loads((args.out / "meta.json").read_text()) if kept else {}
+    if kept and (old_meta.get("task"), old_meta.get("sweep_lrs")) != (base, list(lrs)):
+        raise SystemExit(f"--resume: {records_path} holds runs of another task or sweep")
+    load = [round(x, 2) for x in os.getloadavg()]
+    meta = {**old_meta, "resumed": old_meta.get("resumed", []) + [{"commit": _commit(), "load": load}]} if kept else {
+        "machine": machine_line(), "commit": _commit(), "load_start": load, "task": base, "seeds": seeds,
+        "sweep_seed": SWEEP_SEED, "sweep_lrs": list(lrs), "parallel": args.parallel}
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+    def run_or_keep(base_args: list[str], objective: str, reuse: int, seed: int, lr: float, role: str) -> dict:
+        done = have.get((role, objective, reuse, seed, lr))
+        return done if done is not None else record(run_one(base_args, objective, reuse, seed, lr, role))
 
     def record(rec: dict) -> dict:
         with records_path.open("a") as f:
@@ -124,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(base + BASELINE, "empg", 1, 0, lrs[0], "baseline")]
         sweep_base = base + ([] if args.tiny else SWEEP_EVAL)
         jobs += [(sweep_base, o, 1, SWEEP_SEED, lr, "sweep") for o in OBJECTIVES for lr in lrs]
-        done = list(pool.map(lambda a: record(run_one(*a)), jobs))
+        done = list(pool.map(lambda a: run_or_keep(*a), jobs))
         best = {o: max((d for d in done if d["role"] == "sweep" and d["objective"] == o), key=final_greedy)["lr"]
                 for o in OBJECTIVES}
         chosen = {(o, r): best[o] for o, r in arms}
-        list(pool.map(lambda a: record(run_one(base, a[0], a[1], a[2], chosen[a[0], a[1]], "compare")),
+        list(pool.map(lambda a: run_or_keep(base, a[0], a[1], a[2], chosen[a[0], a[1]], "compare"),
                       [(o, r, s) for s in seeds for o, r in arms]))
     meta = json.loads((args.out / "meta.json").read_text())
     meta.update(load_end=[round(x, 2) for x in os.getloadavg()], chosen_lr={f"{o}/reuse{r}": lr for (o, r), lr in chosen.items()})

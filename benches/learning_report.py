@@ -69,7 +69,8 @@ def report(meta: dict, runs: list[dict]) -> list[str]:
     sweep = sorted((r for r in runs if r["role"] == "sweep"), key=lambda r: (r["objective"], r["lr"]))
     n = int(evals(cmp[0])[-1]["eval/problems"])
     lines = [f"Commit `{meta.get('commit', 'unknown')}`; machine: {meta['machine']}; load average {meta['load_start']} "
-             f"at start, {meta.get('load_end', 'n/a')} at end; {meta['parallel']} runs at a time, one torch thread each.",
+             f"at start, {meta.get('load_end', 'n/a')} at end; {meta['parallel']} runs at a time, one torch thread each"
+             + "".join(f"; resumed at commit `{r['commit']}`, load {r['load']}" for r in meta.get("resumed", [])) + ".",
              f"Task overrides: `{' '.join(meta['task'])}`; {n} held-out problems (disjoint from training); "
              f"seeds {meta['seeds']}.", "",
              f"Learning rates: the same sweep {meta['sweep_lrs']} for each objective at reuse 1 on seed "

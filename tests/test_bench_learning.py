@@ -38,6 +38,13 @@ def test_harness_runs_every_arm_and_reports(tmp_path):
     md = (tmp_path / "learning.md").read_text()
     assert "| empg, reuse 4 | 1 |" in md and "| 4 | 1 |" in md and "initial model" in md
     assert (tmp_path / "learning.png").read_bytes()[:4] == b"\x89PNG"
+    # --resume keeps what is there and runs only what is missing
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    (out / "runs.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    assert bench_learning.main(["--tiny", "--seeds", "1", "--resume", "--out", str(out)]) == 0
+    again = (out / "runs.jsonl").read_text().splitlines()
+    assert again[:-1] == lines[:-1] and len(again) == len(lines)
+    assert len(json.loads((out / "meta.json").read_text())["resumed"]) == 1
 
 
 def test_paired_bootstrap_brackets_a_clear_difference():
