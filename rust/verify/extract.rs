@@ -9,6 +9,9 @@
 //! All scans are linear in the text length.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::latex::match_brace;
 
@@ -113,7 +116,7 @@ fn leading_math(s: &str) -> Option<&str> {
 }
 
 /// Words that introduce a final answer in other languages (followed by `:` or a copula).
-const FOREIGN_MARKERS: &[&str] = &[
+const FOREIGN_MARKERS: [&str; 14] = [
     "Respuesta",
     "respuesta",
     "Réponse",
@@ -136,17 +139,33 @@ const COPULAS: &[&str] = &[
 /// Where the text after the last "answer is" / "answer:" phrase starts (any letter case); when
 /// there is none, after the last marker of another language.
 fn after_answer_phrase(text: &str) -> Option<usize> {
-    after_english_phrase(text).or_else(|| {
-        FOREIGN_MARKERS
-            .iter()
-            .filter_map(|m| {
-                let p = memchr::memmem::rfind(text.as_bytes(), m.as_bytes())?;
-                let rest = text[p + m.len()..].trim_start_matches([' ', '*', '\u{a0}']);
-                let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
-                Some(text.len() - rest.len() + c.len())
-            })
-            .max()
-    })
+    after_english_phrase(text).or_else(|| after_foreign_marker(text))
+}
+
+/// All foreign markers in one automaton (one SIMD pass over the text instead of one search per
+/// marker).
+static FOREIGN: LazyLock<Regex> = LazyLock::new(|| {
+    let alternatives: Vec<String> = FOREIGN_MARKERS.iter().map(|m| regex::escape(m)).collect();
+    Regex::new(&alternatives.join("|")).expect("literal alternatives")
+});
+
+/// After the copula of the last occurrence of each foreign marker, when one follows it there;
+/// the latest of those. (No marker overlaps itself or another, so the automaton's
+/// non-overlapping matches are all the occurrences.)
+fn after_foreign_marker(text: &str) -> Option<usize> {
+    let mut last = [None; FOREIGN_MARKERS.len()];
+    for m in FOREIGN.find_iter(text) {
+        if let Some(k) = FOREIGN_MARKERS.iter().position(|f| *f == m.as_str()) {
+            last[k] = Some(m.end());
+        }
+    }
+    last.iter()
+        .filter_map(|&end| {
+            let rest = text[end?..].trim_start_matches([' ', '*', '\u{a0}']);
+            let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
+            Some(text.len() - rest.len() + c.len())
+        })
+        .max()
 }
 
 fn after_english_phrase(text: &str) -> Option<usize> {
@@ -418,6 +437,45 @@ mod tests {
         );
         assert_eq!(extract("#### 5", Style::Auto, true).as_deref(), Some("5"));
         assert_eq!(extract("#### 5", Style::Boxed, true), None);
+    }
+}
+
+#[cfg(test)]
+mod foreign_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The search of the markers one by one (the rule as first written).
+    fn one_by_one(text: &str) -> Option<usize> {
+        FOREIGN_MARKERS
+            .iter()
+            .filter_map(|m| {
+                let p = memchr::memmem::rfind(text.as_bytes(), m.as_bytes())?;
+                let rest = text[p + m.len()..].trim_start_matches([' ', '*', '\u{a0}']);
+                let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
+                Some(text.len() - rest.len() + c.len())
+            })
+            .max()
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        let mut words: Vec<String> = FOREIGN_MARKERS.iter().map(|m| m.to_string()).collect();
+        words.extend(COPULAS.iter().map(|c| c.to_string()));
+        words
+            .extend(["Res", "puesta", "otv", "7", " ", "*", "\u{a0}", "答", "x"].map(String::from));
+        prop::sample::select(words)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn one_pass_finds_what_the_searches_one_by_one_find(
+            pieces in prop::collection::vec(piece(), 0..12)
+        ) {
+            let text = pieces.concat();
+            prop_assert_eq!(after_foreign_marker(&text), one_by_one(&text), "{:?}", text);
+        }
     }
 }
 

@@ -93,8 +93,11 @@ impl Q {
         if d == 0 || n == i128::MIN || d == i128::MIN {
             return None;
         }
+        if d == 1 {
+            return Some(Q { n, d }); // already reduced (and no i128 division, which is slow)
+        }
         let g = gcd(n.unsigned_abs(), d.unsigned_abs()) as i128;
-        let (n, d) = (n / g, d / g);
+        let (n, d) = if g == 1 { (n, d) } else { (n / g, d / g) };
         Some(if d < 0 {
             Q { n: -n, d: -d }
         } else {
@@ -218,11 +221,16 @@ impl Q {
             n = n.checked_mul(10)?.checked_add((c - b'0') as i128)?;
         }
         let scale = exp - frac_part.len() as i32;
-        let ten = Q::int(10);
         if !(-38..=38).contains(&scale) {
             return None;
         }
-        Q::new(n, 1)?.mul(ten.powi(scale as i64)?)
+        // 10^38 < 2^127: the power always fits.
+        let p = 10i128.pow(scale.unsigned_abs());
+        if scale >= 0 {
+            Q::new(n.checked_mul(p)?, 1)
+        } else {
+            Q::new(n, p)
+        }
     }
 }
 
@@ -298,5 +306,44 @@ mod tests {
         assert_eq!(q(-5, 2).floor(), Q::int(-3));
         assert_eq!(q(-5, 2).ceil().unwrap(), Q::int(-2));
         assert!(q(1, 3) < q(1, 2));
+    }
+
+    /// `from_decimal` builds `n·10^scale` directly; it agrees with the product of rationals
+    /// (`n` times `10^scale` by repeated squaring), overflow included.
+    #[test]
+    fn decimals_agree_with_the_rational_product() {
+        let ints = [
+            "0",
+            "1",
+            "7",
+            "10",
+            "250",
+            "999999999",
+            "170141183460469231731687303715884105727",
+        ];
+        let fracs = [
+            "",
+            "0",
+            "5",
+            "25",
+            "000",
+            "1234567890",
+            "99999999999999999999",
+        ];
+        for ip in ints {
+            for fp in fracs {
+                for exp in [-60, -40, -38, -10, -1, 0, 1, 3, 20, 38, 40] {
+                    let product = || {
+                        let n: i128 = format!("{ip}{fp}").parse().ok()?;
+                        let scale = exp - fp.len() as i32;
+                        if !(-38..=38).contains(&scale) {
+                            return None;
+                        }
+                        Q::new(n, 1)?.mul(Q::int(10).powi(scale as i64)?)
+                    };
+                    assert_eq!(Q::from_decimal(ip, fp, exp), product(), "{ip}.{fp}e{exp}");
+                }
+            }
+        }
     }
 }

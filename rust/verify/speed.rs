@@ -1,0 +1,114 @@
+//! A timing harness for the verifier's hot path on the labelled corpus (not run by default):
+//!
+//!     cargo test --release --lib verify::speed -- --ignored --nocapture
+//!
+//! It prints the time per pair of each stage (extraction, equivalence, their parts), single
+//! threaded, so that a change to the hot path can be measured without Python.
+
+use std::time::Instant;
+
+use super::*;
+
+/// The string value of `"key": "..."` in one JSON line (escapes decoded; enough for the corpus).
+fn json_str(line: &str, key: &str) -> Option<String> {
+    let at = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let mut out = String::new();
+    let mut chars = line[at..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    let mut code = u32::from_str_radix(&hex, 16).ok()?;
+                    if (0xD800..0xDC00).contains(&code) {
+                        let low: String = chars.by_ref().skip(2).take(4).collect();
+                        let low = u32::from_str_radix(&low, 16).ok()?;
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                    }
+                    out.push(char::from_u32(code)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// The corpus pairs (completion, reference).
+pub(super) fn corpus() -> Vec<(String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/verify/corpus.jsonl"
+    );
+    std::fs::read_to_string(path)
+        .expect("the corpus")
+        .lines()
+        .map(|l| {
+            (
+                json_str(l, "completion").expect("completion"),
+                json_str(l, "reference").expect("reference"),
+            )
+        })
+        .collect()
+}
+
+/// Best time per item (ns) of `f` over all items, of `reps` passes.
+fn per_item<T>(items: &[T], reps: usize, mut f: impl FnMut(&T) -> bool) -> (f64, usize) {
+    let mut best = f64::MAX;
+    let mut hits = 0;
+    for _ in 0..reps {
+        let t = Instant::now();
+        hits = items.iter().filter(|x| f(x)).count();
+        best = best.min(t.elapsed().as_nanos() as f64 / items.len() as f64);
+    }
+    (best, hits)
+}
+
+#[test]
+#[ignore = "a timing harness; run with --ignored --nocapture"]
+fn speed() {
+    let pairs = corpus();
+    let answers: Vec<(Option<String>, &str)> = pairs
+        .iter()
+        .map(|(c, r)| (extract(c, Style::Auto, true), r.as_str()))
+        .collect();
+    let some: Vec<(&str, &str)> = answers
+        .iter()
+        .filter_map(|(a, r)| a.as_deref().map(|a| (a, *r)))
+        .collect();
+    let reps = 30;
+    let report = |name: &str, (ns, hits): (f64, usize)| {
+        println!("{name:<28} {ns:>8.0} ns/pair ({hits} true)")
+    };
+    report(
+        "verify (all)",
+        per_item(&pairs, reps, |(c, r)| verify(c, r, Style::Auto)),
+    );
+    report(
+        "extract",
+        per_item(&pairs, reps, |(c, _)| {
+            extract::extract(c, Style::Auto, true).is_some()
+        }),
+    );
+    report(
+        "equivalent",
+        per_item(&some, reps, |(a, r)| equivalent(r, a)),
+    );
+    report(
+        "units::differ",
+        per_item(&some, reps, |(a, r)| units::differ(r.trim(), a.trim())),
+    );
+    report(
+        "normalize x2",
+        per_item(&some, reps, |(a, r)| {
+            latex::normalize(r.trim()).len() + latex::normalize(a.trim()).len() > 0
+        }),
+    );
+}
