@@ -345,18 +345,26 @@ pub fn boxed(text: &str) -> Option<&str> {
     boxed_at(text, text.len()).map(|(_, _, b)| b)
 }
 
+/// The last `\\boxed` or `\\fbox` in `hay`: its position and length (one SIMD scan back over the
+/// backslashes for both names).
+fn last_box_command(hay: &[u8]) -> Option<(usize, usize)> {
+    let mut end = hay.len();
+    while let Some(p) = memchr::memrchr(b'\\', &hay[..end]) {
+        let name = &hay[p + 1..];
+        if name.starts_with(b"boxed") {
+            return Some((p, 6));
+        }
+        if name.starts_with(b"fbox") {
+            return Some((p, 5));
+        }
+        end = p;
+    }
+    None
+}
+
 /// The last box that starts before `limit`: (start, end, trimmed content).
 fn boxed_at(text: &str, limit: usize) -> Option<(usize, usize, &str)> {
-    let hay = &text[..limit];
-    let pos = [rfind(hay, "\\boxed"), rfind(hay, "\\fbox")]
-        .into_iter()
-        .flatten()
-        .max()?;
-    let cmd = if text[pos..].starts_with("\\boxed") {
-        6
-    } else {
-        5
-    };
+    let (pos, cmd) = last_box_command(&text.as_bytes()[..limit])?;
     let rest = &text[pos + cmd..];
     let b = rest.as_bytes();
     let (out, end) = if rest.starts_with('{') {

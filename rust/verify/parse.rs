@@ -77,7 +77,7 @@ pub enum Node {
 }
 
 /// Variable names shared by the two answers being compared.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Vars {
     pub names: Vec<String>,
 }

@@ -1,4 +1,5 @@
-//! A timing harness for the verifier's hot path on the labelled corpus (not run by default):
+//! A timing harness for the verifier's hot path on the labelled corpus (not run by default),
+//! and the check that the batch path decides the corpus as pair-by-pair verification does:
 //!
 //!     cargo test --release --lib verify::speed -- --ignored --nocapture
 //!
@@ -60,7 +61,7 @@ pub(super) fn corpus() -> Vec<(String, String)> {
 }
 
 /// Best time per item (ns) of `f` over all items, of `reps` passes.
-fn per_item<T>(items: &[T], reps: usize, mut f: impl FnMut(&T) -> bool) -> (f64, usize) {
+fn per_item<'a, T>(items: &'a [T], reps: usize, mut f: impl FnMut(&'a T) -> bool) -> (f64, usize) {
     let mut best = f64::MAX;
     let mut hits = 0;
     for _ in 0..reps {
@@ -91,6 +92,11 @@ fn speed() {
         "verify (all)",
         per_item(&pairs, reps, |(c, r)| verify(c, r, Style::Auto)),
     );
+    let mut batch = Verifier::default();
+    report(
+        "Verifier (batch, all)",
+        per_item(&pairs, reps, |(c, r)| batch.verify(c, r, Style::Auto)),
+    );
     report(
         "extract",
         per_item(&pairs, reps, |(c, _)| {
@@ -111,4 +117,23 @@ fn speed() {
             latex::normalize(r.trim()).len() + latex::normalize(a.trim()).len() > 0
         }),
     );
+}
+
+/// The batch path (a prepared reference reused while consecutive pairs share it) decides every
+/// corpus pair as `verify` does alone.
+#[test]
+fn batch_verifier_agrees_with_verify_pair_by_pair() {
+    let pairs = corpus();
+    for style in [Style::Auto, Style::Boxed, Style::Gsm8k] {
+        let mut batch = Verifier::default();
+        for (c, r) in &pairs {
+            assert_eq!(
+                batch.verify(c, r, style),
+                verify(c, r, style),
+                "{c:?} / {r:?}"
+            );
+            // And with the pair's own reference parsed fresh (no earlier candidate).
+            assert_eq!(Reference::new(r).matches(c), equivalent(r, c));
+        }
+    }
 }
