@@ -285,11 +285,20 @@ pub fn extract(text: &str, style: super::Style, fallback: bool) -> Option<Cow<'_
 /// The last box's content (see `boxed`) and where it ends; several boxes that close the text
 /// together (`\boxed{2} and \boxed{5}`) are one list answer, `2, 5`.
 pub fn boxes(text: &str) -> Option<(usize, Cow<'_, str>)> {
+    boxes_checked(text, true)
+}
+
+/// `boxes`; `precheck` spares the scan back for an earlier box where none can end (the tests
+/// compare both ways).
+fn boxes_checked(text: &str, precheck: bool) -> Option<(usize, Cow<'_, str>)> {
     let (start, end, last) = boxed_at(text, text.len())?;
     let mut items = vec![last];
     let mut before = start;
     while items.len() < MAX_BOXES {
         let gap = box_gap(&text[..before]);
+        if precheck && !box_may_end_at(text, gap.len()) {
+            break; // (spares the scan back for a box, which could not end there)
+        }
         match boxed_at(text, gap.len()) {
             Some((s, e, b)) if e == gap.len() => {
                 items.push(b);
@@ -303,6 +312,16 @@ pub fn boxes(text: &str) -> Option<(usize, Cow<'_, str>)> {
     }
     items.reverse();
     Some((end, Cow::Owned(items.join(", "))))
+}
+
+/// Whether a box (as `boxed_at` reads one) can end at `end`: a braced box ends after a `}`, a
+/// `\\boxed 5` box before white space, a `$` or the end of the text.
+fn box_may_end_at(text: &str, end: usize) -> bool {
+    let b = text.as_bytes();
+    (end > 0 && b[end - 1] == b'}')
+        || b.get(end).map_or(true, |&c| {
+            c == b'$' || text[end..].starts_with(char::is_whitespace)
+        })
 }
 
 /// `text` without what may separate two boxes of one answer: spaces, punctuation, `$`, `and`,
@@ -449,7 +468,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod foreign_tests {
+mod rewrite_tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -474,8 +493,44 @@ mod foreign_tests {
         prop::sample::select(words)
     }
 
+    fn box_piece() -> impl Strategy<Value = String> {
+        let words = [
+            "\\boxed{2}",
+            "\\boxed{",
+            "\\fbox{x}",
+            "\\boxed 5",
+            "\\boxed",
+            "}",
+            "{",
+            " ",
+            "\n",
+            "$",
+            ",",
+            ".",
+            "and",
+            "or",
+            " and ",
+            "\\quad",
+            "x =",
+            "=",
+            "a_{1}",
+            "7",
+            "\\text{ or }",
+            "\\}",
+        ];
+        prop::sample::select(words.map(String::from).to_vec())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_box_precheck_changes_no_answer(
+            pieces in prop::collection::vec(box_piece(), 0..10)
+        ) {
+            let text = pieces.concat();
+            prop_assert_eq!(boxes_checked(&text, true), boxes_checked(&text, false), "{:?}", text);
+        }
 
         #[test]
         fn one_pass_finds_what_the_searches_one_by_one_find(

@@ -379,8 +379,13 @@ pub fn normalize(s: &str) -> String {
     // Protect `\\` (row breaks) from the rules for `\ ` and `\,`.
     // Trailing punctuation first, so that `$5$.` and `5 \text{ m}.` lose their delimiters and units.
     let s = strip_delims(s.trim().trim_end_matches(['.', ',', ';', ':']));
-    let mut out = s.trim_end_matches(['.', ',', ';']).replace("\\\\", "\u{1}");
-    if out.contains(",\\!") {
+    let s = s.trim_end_matches(['.', ',', ';']);
+    let mut out = if has(s, "\\\\") {
+        s.replace("\\\\", "\u{1}")
+    } else {
+        s.to_string()
+    };
+    if has(&out, ",\\!") {
         out = drop_spaced_separators(&out);
     }
     // Only the rules that occur in the answer are applied (found again after each change).
@@ -398,14 +403,25 @@ pub fn normalize(s: &str) -> String {
         unwrap_groups(&mut out);
     }
     for conn in [" or ", " and "] {
-        if out.contains(conn) {
+        if has(&out, conn) {
             out = out.replace(conn, ",");
         }
     }
     let t = strip_unit_words(&out);
     let t = t.trim().trim_end_matches(['.', ',', ';']).trim();
     let t = t.trim_end_matches('\u{1}').trim();
-    t.replace('\u{1}', "\\\\")
+    if t.contains('\u{1}') {
+        t.replace('\u{1}', "\\\\")
+    } else {
+        t.to_string()
+    }
+}
+
+/// Whether `pat` occurs in `hay` (a short answer: the first byte by SIMD, then a comparison; no
+/// searcher to build).
+fn has(hay: &str, pat: &str) -> bool {
+    let (h, p) = (hay.as_bytes(), pat.as_bytes());
+    memchr::memchr_iter(p[0], h).any(|i| h[i..].starts_with(p))
 }
 
 fn rel_cmd(name: &str) -> Option<RelOp> {
