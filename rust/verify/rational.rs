@@ -16,21 +16,45 @@ pub struct Q {
     d: i128,
 }
 
-/// Binary GCD: at most ~256 shift/subtract steps, whatever the operands (bounded work).
+/// Binary GCD of two non-zero words of one unsigned type.
+macro_rules! binary_gcd {
+    ($a:expr, $b:expr) => {{
+        let (a, b) = ($a, $b);
+        let shift = (a | b).trailing_zeros();
+        let (mut a, mut b) = (a >> a.trailing_zeros(), b);
+        while b != 0 {
+            b >>= b.trailing_zeros();
+            if a > b {
+                std::mem::swap(&mut a, &mut b);
+            }
+            b -= a;
+        }
+        a << shift
+    }};
+}
+
+/// Binary GCD: at most ~256 shift/subtract steps, whatever the operands (bounded work); on
+/// 64-bit words when both operands fit (the usual case, several times faster).
 fn gcd(a: u128, b: u128) -> u128 {
     if a == 0 || b == 0 {
         return a | b;
     }
-    let shift = (a | b).trailing_zeros();
-    let (mut a, mut b) = (a >> a.trailing_zeros(), b);
-    while b != 0 {
-        b >>= b.trailing_zeros();
-        if a > b {
-            std::mem::swap(&mut a, &mut b);
-        }
-        b -= a;
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) => binary_gcd!(a, b) as u128,
+        _ => binary_gcd!(a, b),
     }
-    a << shift
+}
+
+/// `a / g` for a divisor `g > 0` of `a`: no division when `g == 1`, a 64-bit one when both fit
+/// (128-bit division is a slow library call).
+fn div_by(a: i128, g: i128) -> i128 {
+    if g == 1 {
+        a
+    } else if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(g)) {
+        (x / y) as i128
+    } else {
+        a / g
+    }
 }
 
 /// The exact integer `k`-th root of `x`, when `x` is a perfect `k`-th power.
@@ -97,7 +121,7 @@ impl Q {
             return Some(Q { n, d }); // already reduced (and no i128 division, which is slow)
         }
         let g = gcd(n.unsigned_abs(), d.unsigned_abs()) as i128;
-        let (n, d) = if g == 1 { (n, d) } else { (n / g, d / g) };
+        let (n, d) = (div_by(n, g), div_by(d, g));
         Some(if d < 0 {
             Q { n: -n, d: -d }
         } else {
@@ -151,9 +175,9 @@ impl Q {
         let g = gcd(self.d as u128, o.d as u128) as i128;
         let n = self
             .n
-            .checked_mul(o.d / g)?
-            .checked_add(o.n.checked_mul(self.d / g)?)?;
-        Q::new(n, (self.d / g).checked_mul(o.d)?)
+            .checked_mul(div_by(o.d, g))?
+            .checked_add(o.n.checked_mul(div_by(self.d, g))?)?;
+        Q::new(n, div_by(self.d, g).checked_mul(o.d)?)
     }
 
     pub fn sub(self, o: Q) -> Option<Q> {
@@ -163,8 +187,8 @@ impl Q {
     pub fn mul(self, o: Q) -> Option<Q> {
         let g1 = gcd(self.n.unsigned_abs(), o.d as u128).max(1) as i128;
         let g2 = gcd(o.n.unsigned_abs(), self.d as u128).max(1) as i128;
-        let n = (self.n / g1).checked_mul(o.n / g2)?;
-        let d = (self.d / g2).checked_mul(o.d / g1)?;
+        let n = div_by(self.n, g1).checked_mul(div_by(o.n, g2))?;
+        let d = div_by(self.d, g2).checked_mul(div_by(o.d, g1))?;
         Q::new(n, d)
     }
 
@@ -306,6 +330,28 @@ mod tests {
         assert_eq!(q(-5, 2).floor(), Q::int(-3));
         assert_eq!(q(-5, 2).ceil().unwrap(), Q::int(-2));
         assert!(q(1, 3) < q(1, 2));
+    }
+
+    /// Euclid's GCD on 128-bit words (an independent oracle).
+    fn euclid(mut a: u128, mut b: u128) -> u128 {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+
+    proptest::proptest! {
+        /// `gcd` (with its 64-bit shortcut) is Euclid's; `div_by` divides as 128-bit division does.
+        #[test]
+        fn word_shortcuts_agree(a in proptest::num::i128::ANY, b in proptest::num::i128::ANY, small in -1i128 << 62..1i128 << 62) {
+            for (x, y) in [(a, b), (small, b), (a, small), (small, small / 3 + 1)] {
+                let g = gcd(x.unsigned_abs(), y.unsigned_abs());
+                proptest::prop_assert_eq!(g, euclid(x.unsigned_abs(), y.unsigned_abs()));
+                if let (Ok(g), true) = (i128::try_from(g), g > 0) {
+                    proptest::prop_assert_eq!(div_by(x, g), x / g);
+                }
+            }
+        }
     }
 
     /// `from_decimal` builds `n·10^scale` directly; it agrees with the product of rationals

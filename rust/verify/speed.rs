@@ -97,6 +97,34 @@ fn speed() {
         "Verifier (batch, all)",
         per_item(&pairs, reps, |(c, r)| batch.verify(c, r, Style::Auto)),
     );
+    // The pairs that cost most (best of `reps` for each), and the share of the total they take.
+    let mut costs: Vec<(f64, &str, &str)> = some
+        .iter()
+        .map(|(a, r)| {
+            let ns = (0..reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(equivalent(r, a));
+                    t.elapsed().as_nanos() as f64
+                })
+                .fold(f64::MAX, f64::min);
+            (ns, *a, *r)
+        })
+        .collect();
+    costs.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let total: f64 = costs.iter().map(|c| c.0).sum();
+    let top: f64 = costs.iter().take(costs.len() / 10).map(|c| c.0).sum();
+    println!(
+        "the costliest tenth of the pairs takes {:.0}% of equivalent's time; the costliest:",
+        100.0 * top / total
+    );
+    for (ns, a, r) in costs.iter().take(12) {
+        println!(
+            "  {ns:>7.0} ns  {:?} vs {:?}",
+            &a[..a.len().min(60)],
+            &r[..r.len().min(60)]
+        );
+    }
     report(
         "extract",
         per_item(&pairs, reps, |(c, _)| {
