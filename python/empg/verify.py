@@ -1,7 +1,8 @@
 """Typed entry points to the Rust verifier: final-answer extraction and answer equivalence.
 
-Each batch call crosses into Rust once: the strings are copied, the work runs with the GIL
-released on empg's thread pool, and a list or a numpy array comes back. Equivalence rules and
+Each batch call crosses into Rust once: the strings are borrowed (``verify_batch``) or copied,
+the work runs with the GIL released (on empg's thread pool, or on the calling thread when
+parallelism is off), and a list or a numpy array comes back. Equivalence rules and
 the random-point rule's error bound are documented in ``docs/verifier.md``.
 
 An answer that cannot be parsed is data (not equivalent, reward 0), never an exception; only a
@@ -53,6 +54,13 @@ def verify_batch(
 ) -> npt.NDArray[np.float32]:
     """1.0 where the answer extracted from ``responses[i]`` (in ``style``, with the last-number
     fallback) is equivalent to ``references[i]``, else 0.0 (float32, one per response)."""
+    if isinstance(responses, (list, tuple)) and isinstance(references, (list, tuple)):
+        # The usual call, lists of str: handed over as they are (Rust borrows the strings); an
+        # item that is not a str fails there with a TypeError, and the lists are converted below.
+        try:
+            return _core.verify_batch(responses, references, style=style)  # type: ignore[arg-type]
+        except TypeError:
+            pass
     return _core.verify_batch(
         _strings(responses, "responses"), _strings(references, "references"), style=style
     )

@@ -9,6 +9,9 @@
 //! All scans are linear in the text length.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::latex::match_brace;
 
@@ -113,7 +116,7 @@ fn leading_math(s: &str) -> Option<&str> {
 }
 
 /// Words that introduce a final answer in other languages (followed by `:` or a copula).
-const FOREIGN_MARKERS: &[&str] = &[
+const FOREIGN_MARKERS: [&str; 14] = [
     "Respuesta",
     "respuesta",
     "Réponse",
@@ -136,17 +139,33 @@ const COPULAS: &[&str] = &[
 /// Where the text after the last "answer is" / "answer:" phrase starts (any letter case); when
 /// there is none, after the last marker of another language.
 fn after_answer_phrase(text: &str) -> Option<usize> {
-    after_english_phrase(text).or_else(|| {
-        FOREIGN_MARKERS
-            .iter()
-            .filter_map(|m| {
-                let p = memchr::memmem::rfind(text.as_bytes(), m.as_bytes())?;
-                let rest = text[p + m.len()..].trim_start_matches([' ', '*', '\u{a0}']);
-                let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
-                Some(text.len() - rest.len() + c.len())
-            })
-            .max()
-    })
+    after_english_phrase(text).or_else(|| after_foreign_marker(text))
+}
+
+/// All foreign markers in one automaton (one SIMD pass over the text instead of one search per
+/// marker).
+static FOREIGN: LazyLock<Regex> = LazyLock::new(|| {
+    let alternatives: Vec<String> = FOREIGN_MARKERS.iter().map(|m| regex::escape(m)).collect();
+    Regex::new(&alternatives.join("|")).expect("literal alternatives")
+});
+
+/// After the copula of the last occurrence of each foreign marker, when one follows it there;
+/// the latest of those. (No marker overlaps itself or another, so the automaton's
+/// non-overlapping matches are all the occurrences.)
+fn after_foreign_marker(text: &str) -> Option<usize> {
+    let mut last = [None; FOREIGN_MARKERS.len()];
+    for m in FOREIGN.find_iter(text) {
+        if let Some(k) = FOREIGN_MARKERS.iter().position(|f| *f == m.as_str()) {
+            last[k] = Some(m.end());
+        }
+    }
+    last.iter()
+        .filter_map(|&end| {
+            let rest = text[end?..].trim_start_matches([' ', '*', '\u{a0}']);
+            let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
+            Some(text.len() - rest.len() + c.len())
+        })
+        .max()
 }
 
 fn after_english_phrase(text: &str) -> Option<usize> {
@@ -266,11 +285,20 @@ pub fn extract(text: &str, style: super::Style, fallback: bool) -> Option<Cow<'_
 /// The last box's content (see `boxed`) and where it ends; several boxes that close the text
 /// together (`\boxed{2} and \boxed{5}`) are one list answer, `2, 5`.
 pub fn boxes(text: &str) -> Option<(usize, Cow<'_, str>)> {
+    boxes_checked(text, true)
+}
+
+/// `boxes`; `precheck` spares the scan back for an earlier box where none can end (the tests
+/// compare both ways).
+fn boxes_checked(text: &str, precheck: bool) -> Option<(usize, Cow<'_, str>)> {
     let (start, end, last) = boxed_at(text, text.len())?;
     let mut items = vec![last];
     let mut before = start;
     while items.len() < MAX_BOXES {
         let gap = box_gap(&text[..before]);
+        if precheck && !box_may_end_at(text, gap.len()) {
+            break; // (spares the scan back for a box, which could not end there)
+        }
         match boxed_at(text, gap.len()) {
             Some((s, e, b)) if e == gap.len() => {
                 items.push(b);
@@ -284,6 +312,16 @@ pub fn boxes(text: &str) -> Option<(usize, Cow<'_, str>)> {
     }
     items.reverse();
     Some((end, Cow::Owned(items.join(", "))))
+}
+
+/// Whether a box (as `boxed_at` reads one) can end at `end`: a braced box ends after a `}`, a
+/// `\\boxed 5` box before white space, a `$` or the end of the text.
+fn box_may_end_at(text: &str, end: usize) -> bool {
+    let b = text.as_bytes();
+    (end > 0 && b[end - 1] == b'}')
+        || b.get(end).map_or(true, |&c| {
+            c == b'$' || text[end..].starts_with(char::is_whitespace)
+        })
 }
 
 /// `text` without what may separate two boxes of one answer: spaces, punctuation, `$`, `and`,
@@ -326,18 +364,26 @@ pub fn boxed(text: &str) -> Option<&str> {
     boxed_at(text, text.len()).map(|(_, _, b)| b)
 }
 
+/// The last `\\boxed` or `\\fbox` in `hay`: its position and length (one SIMD scan back over the
+/// backslashes for both names).
+fn last_box_command(hay: &[u8]) -> Option<(usize, usize)> {
+    let mut end = hay.len();
+    while let Some(p) = memchr::memrchr(b'\\', &hay[..end]) {
+        let name = &hay[p + 1..];
+        if name.starts_with(b"boxed") {
+            return Some((p, 6));
+        }
+        if name.starts_with(b"fbox") {
+            return Some((p, 5));
+        }
+        end = p;
+    }
+    None
+}
+
 /// The last box that starts before `limit`: (start, end, trimmed content).
 fn boxed_at(text: &str, limit: usize) -> Option<(usize, usize, &str)> {
-    let hay = &text[..limit];
-    let pos = [rfind(hay, "\\boxed"), rfind(hay, "\\fbox")]
-        .into_iter()
-        .flatten()
-        .max()?;
-    let cmd = if text[pos..].starts_with("\\boxed") {
-        6
-    } else {
-        5
-    };
+    let (pos, cmd) = last_box_command(&text.as_bytes()[..limit])?;
     let rest = &text[pos + cmd..];
     let b = rest.as_bytes();
     let (out, end) = if rest.starts_with('{') {
@@ -418,6 +464,81 @@ mod tests {
         );
         assert_eq!(extract("#### 5", Style::Auto, true).as_deref(), Some("5"));
         assert_eq!(extract("#### 5", Style::Boxed, true), None);
+    }
+}
+
+#[cfg(test)]
+mod rewrite_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The search of the markers one by one (the rule as first written).
+    fn one_by_one(text: &str) -> Option<usize> {
+        FOREIGN_MARKERS
+            .iter()
+            .filter_map(|m| {
+                let p = memchr::memmem::rfind(text.as_bytes(), m.as_bytes())?;
+                let rest = text[p + m.len()..].trim_start_matches([' ', '*', '\u{a0}']);
+                let c = COPULAS.iter().find(|c| rest.starts_with(**c))?;
+                Some(text.len() - rest.len() + c.len())
+            })
+            .max()
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        let mut words: Vec<String> = FOREIGN_MARKERS.iter().map(|m| m.to_string()).collect();
+        words.extend(COPULAS.iter().map(|c| c.to_string()));
+        words
+            .extend(["Res", "puesta", "otv", "7", " ", "*", "\u{a0}", "答", "x"].map(String::from));
+        prop::sample::select(words)
+    }
+
+    fn box_piece() -> impl Strategy<Value = String> {
+        let words = [
+            "\\boxed{2}",
+            "\\boxed{",
+            "\\fbox{x}",
+            "\\boxed 5",
+            "\\boxed",
+            "}",
+            "{",
+            " ",
+            "\n",
+            "$",
+            ",",
+            ".",
+            "and",
+            "or",
+            " and ",
+            "\\quad",
+            "x =",
+            "=",
+            "a_{1}",
+            "7",
+            "\\text{ or }",
+            "\\}",
+        ];
+        prop::sample::select(words.map(String::from).to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_box_precheck_changes_no_answer(
+            pieces in prop::collection::vec(box_piece(), 0..10)
+        ) {
+            let text = pieces.concat();
+            prop_assert_eq!(boxes_checked(&text, true), boxes_checked(&text, false), "{:?}", text);
+        }
+
+        #[test]
+        fn one_pass_finds_what_the_searches_one_by_one_find(
+            pieces in prop::collection::vec(piece(), 0..12)
+        ) {
+            let text = pieces.concat();
+            prop_assert_eq!(after_foreign_marker(&text), one_by_one(&text), "{:?}", text);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::rational::Q;
-use super::{equivalent, extract, Style};
+use super::{equivalent, extract, full_pipeline, Style};
 
 const LIMIT: Duration = Duration::from_millis(50);
 
@@ -206,5 +206,49 @@ fn hostile_inputs_are_bounded() {
     for s in [big.as_str(), &nested, &fracs, &tower, &wide, &set, &answers] {
         check_bounded(s, s.get(..s.len() - 1).unwrap_or(""));
         check_bounded(s, "1");
+    }
+}
+
+/// A numeral of the shapes that plain-decimal fast path sees, and near misses of it.
+fn numeral_shaped() -> impl Strategy<Value = String> {
+    "-?(0|00|[0-9]{1,3}|[1-9][0-9]{0,40})?(\\.[0-9]{0,8}0{0,3})?[.%]?"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// The fast path for two plain decimals decides exactly as the full pipeline.
+    #[test]
+    fn plain_decimals_decide_as_the_full_pipeline(a in numeral_shaped(), b in numeral_shaped()) {
+        let (a, b) = (a.trim(), b.trim());
+        if !a.is_empty() && !b.is_empty() && a != b {
+            prop_assert_eq!(equivalent(a, b), full_pipeline(a, b), "{} vs {}", a, b);
+        }
+    }
+}
+
+#[test]
+fn plain_decimals_with_equal_values_decide_as_the_full_pipeline() {
+    let same_value = [
+        ("5", "5.0"),
+        ("5", "05"),
+        ("-0", "0"),
+        ("0.50", ".5"),
+        ("0.5", "0.50000"),
+        ("-2.5", "-2.50"),
+        ("100", "100.000"),
+        (
+            "123456789012345678901234567890",
+            "123456789012345678901234567890.0",
+        ),
+        (
+            "123456789012345678901234567890123456789012",
+            "123456789012345678901234567890123456789013",
+        ),
+        ("0.1428571", "0.142857"),
+    ];
+    for (a, b) in same_value {
+        assert_eq!(equivalent(a, b), full_pipeline(a, b), "{a} vs {b}");
+        assert_eq!(equivalent(b, a), full_pipeline(b, a), "{b} vs {a}");
     }
 }

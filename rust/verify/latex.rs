@@ -100,8 +100,13 @@ const SIMPLE: &[(&str, &str)] = &[
     ("\\measuredangle", " "),
 ];
 
+/// Each command with its opening brace: `("\\text", "\\text{")`.
+macro_rules! with_open_brace {
+    ($($cmd:literal),* $(,)?) => { [$(($cmd, concat!($cmd, "{"))),*] };
+}
+
 /// Commands whose braced argument is text (or formatting) to unwrap.
-const WRAPPERS: &[&str] = &[
+const WRAPPERS: [(&str, &str); 23] = with_open_brace![
     "\\text",
     "\\textbf",
     "\\textit",
@@ -127,7 +132,7 @@ const WRAPPERS: &[&str] = &[
     "\\widehat",
 ];
 /// Wrappers that may hold a unit after a number.
-const UNIT_WRAPPERS: &[&str] = &[
+const UNIT_WRAPPERS: [(&str, &str); 6] = with_open_brace![
     "\\text",
     "\\textrm",
     "\\textnormal",
@@ -135,6 +140,92 @@ const UNIT_WRAPPERS: &[&str] = &[
     "\\mbox",
     "\\hbox",
 ];
+
+/// A set of up to 64 literal patterns, found together in one pass over a text: bit `k` of
+/// `Patterns::present` says whether `pats[k]` occurs. At each byte only the patterns whose first
+/// two bytes match are compared, so the pass costs about one table look-up per byte (instead of
+/// one substring search per pattern).
+pub(super) struct Patterns<const N: usize> {
+    pats: [&'static str; N],
+    /// Patterns by first byte.
+    first: [u64; 256],
+    /// Patterns by second byte (one-byte patterns under every byte).
+    second: [u64; 256],
+    /// The one-byte patterns.
+    single: u64,
+}
+
+impl<const N: usize> Patterns<N> {
+    pub(super) const fn new(pats: [&'static str; N]) -> Self {
+        assert!(N <= 64);
+        let (mut first, mut second, mut single) = ([0u64; 256], [0u64; 256], 0u64);
+        let mut k = 0;
+        while k < N {
+            let p = pats[k].as_bytes();
+            assert!(!p.is_empty());
+            first[p[0] as usize] |= 1 << k;
+            if p.len() == 1 {
+                single |= 1 << k;
+            } else {
+                second[p[1] as usize] |= 1 << k;
+            }
+            k += 1;
+        }
+        let mut b = 0;
+        while b < 256 {
+            second[b] |= single;
+            b += 1;
+        }
+        Patterns {
+            pats,
+            first,
+            second,
+            single,
+        }
+    }
+
+    /// Bit `k` set when `pats[k]` occurs in `s`.
+    pub(super) fn present(&self, s: &str) -> u64 {
+        let b = s.as_bytes();
+        let mut found = 0u64;
+        for i in 0..b.len() {
+            let mut cand = self.first[b[i] as usize] & !found;
+            if cand == 0 {
+                continue;
+            }
+            cand &= b
+                .get(i + 1)
+                .map_or(self.single, |&n| self.second[n as usize]);
+            while cand != 0 {
+                let k = cand.trailing_zeros();
+                cand &= cand - 1;
+                if b[i..].starts_with(self.pats[k as usize].as_bytes()) {
+                    found |= 1 << k;
+                }
+            }
+        }
+        found
+    }
+}
+
+/// One column of a table of string pairs (`second`: the right one), as an array.
+const fn column<const N: usize>(
+    rows: &[(&'static str, &'static str)],
+    second: bool,
+) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut k = 0;
+    while k < N {
+        out[k] = if second { rows[k].1 } else { rows[k].0 };
+        k += 1;
+    }
+    out
+}
+
+static SIMPLE_PATTERNS: Patterns<{ SIMPLE.len() }> = Patterns::new(column(SIMPLE, false));
+static WRAPPER_OPENS: Patterns<{ WRAPPERS.len() }> = Patterns::new(column(&WRAPPERS, true));
+static UNIT_WRAPPER_OPENS: Patterns<{ UNIT_WRAPPERS.len() }> =
+    Patterns::new(column(&UNIT_WRAPPERS, true));
 
 /// Index just past the `}` matching the `{` at `open`, if balanced (jumping between braces and
 /// backslashes with SIMD `memchr3`).
@@ -194,9 +285,12 @@ pub(super) fn strip_trailing_unit_group(s: &str) -> Option<String> {
     if !t.ends_with('}') {
         return None;
     }
-    for w in UNIT_WRAPPERS {
-        let pat = format!("{w}{{");
-        let Some(start) = t.rfind(&pat) else { continue };
+    let present = UNIT_WRAPPER_OPENS.present(t);
+    for (k, (w, pat)) in UNIT_WRAPPERS.iter().enumerate() {
+        if present & (1 << k) == 0 {
+            continue;
+        }
+        let Some(start) = t.rfind(pat) else { continue };
         let open = start + w.len();
         if match_brace(t.as_bytes(), open) != Some(t.len()) {
             continue;
@@ -215,10 +309,14 @@ pub(super) fn strip_trailing_unit_group(s: &str) -> Option<String> {
 
 /// Replace every `\wrapper{content}` by its content (`or`/`and` become list commas).
 fn unwrap_groups(s: &mut String) {
-    for w in WRAPPERS {
-        let pat = format!("{w}{{");
+    // Only the wrappers that occur are searched for (found again after each change).
+    let mut present = WRAPPER_OPENS.present(s);
+    for (k, (w, pat)) in WRAPPERS.iter().enumerate() {
+        if present & (1 << k) == 0 {
+            continue;
+        }
         let mut from = 0;
-        while let Some(off) = s[from..].find(&pat) {
+        while let Some(off) = s[from..].find(pat) {
             let start = from + off;
             let open = start + w.len();
             let Some(end) = match_brace(s.as_bytes(), open) else {
@@ -234,6 +332,7 @@ fn unwrap_groups(s: &mut String) {
             s.replace_range(start..end, &repl);
             from = start;
         }
+        present = WRAPPER_OPENS.present(s);
     }
 }
 
@@ -275,27 +374,26 @@ fn drop_spaced_separators(s: &str) -> String {
     out
 }
 
-fn byte_set(s: &str) -> [bool; 256] {
-    let mut set = [false; 256];
-    s.bytes().for_each(|b| set[b as usize] = true);
-    set
-}
-
 /// The cosmetic normal form of an answer (see the module doc).
 pub fn normalize(s: &str) -> String {
     // Protect `\\` (row breaks) from the rules for `\ ` and `\,`.
     // Trailing punctuation first, so that `$5$.` and `5 \text{ m}.` lose their delimiters and units.
     let s = strip_delims(s.trim().trim_end_matches(['.', ',', ';', ':']));
-    let mut out = s.trim_end_matches(['.', ',', ';']).replace("\\\\", "\u{1}");
-    if out.contains(",\\!") {
+    let s = s.trim_end_matches(['.', ',', ';']);
+    let mut out = if has(s, "\\\\") {
+        s.replace("\\\\", "\u{1}")
+    } else {
+        s.to_string()
+    };
+    if has(&out, ",\\!") {
         out = drop_spaced_separators(&out);
     }
-    // Only the rules whose first byte occurs in the answer are searched for.
-    let mut present = byte_set(&out);
-    for (from, to) in SIMPLE {
-        if present[from.as_bytes()[0] as usize] && out.contains(from) {
+    // Only the rules that occur in the answer are applied (found again after each change).
+    let mut present = SIMPLE_PATTERNS.present(&out);
+    for (k, (from, to)) in SIMPLE.iter().enumerate() {
+        if present & (1 << k) != 0 {
             out = out.replace(from, to);
-            present = byte_set(&out);
+            present = SIMPLE_PATTERNS.present(&out);
         }
     }
     while let Some(t) = strip_trailing_unit_group(&out) {
@@ -305,14 +403,25 @@ pub fn normalize(s: &str) -> String {
         unwrap_groups(&mut out);
     }
     for conn in [" or ", " and "] {
-        if out.contains(conn) {
+        if has(&out, conn) {
             out = out.replace(conn, ",");
         }
     }
     let t = strip_unit_words(&out);
     let t = t.trim().trim_end_matches(['.', ',', ';']).trim();
     let t = t.trim_end_matches('\u{1}').trim();
-    t.replace('\u{1}', "\\\\")
+    if t.contains('\u{1}') {
+        t.replace('\u{1}', "\\\\")
+    } else {
+        t.to_string()
+    }
+}
+
+/// Whether `pat` occurs in `hay` (a short answer: the first byte by SIMD, then a comparison; no
+/// searcher to build).
+fn has(hay: &str, pat: &str) -> bool {
+    let (h, p) = (hay.as_bytes(), pat.as_bytes());
+    memchr::memchr_iter(p[0], h).any(|i| h[i..].starts_with(p))
 }
 
 fn rel_cmd(name: &str) -> Option<RelOp> {

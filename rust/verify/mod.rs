@@ -26,6 +26,7 @@ pub mod tail;
 pub mod units;
 pub mod value;
 
+use std::cell::OnceCell;
 use std::str::FromStr;
 
 use crate::error::CoreError;
@@ -125,62 +126,156 @@ fn squash(s: &str) -> impl Iterator<Item = char> + '_ {
         .flatten()
 }
 
+/// The value of a plain decimal numeral (`-?\d+(\.\d+)?`, nothing else), the most common
+/// answer: the full pipeline would read it as exactly this rational (no cosmetics, units or
+/// structure apply), so two of them are compared at once. `None` for anything else, or a value
+/// beyond the exact rationals (the full pipeline decides those).
+fn plain_decimal(s: &str) -> Option<rational::Q> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (ip, fp) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(ip) || (digits.len() > ip.len() && !all_digits(fp)) {
+        return None;
+    }
+    let q = rational::Q::from_decimal(ip, fp, 0)?;
+    if digits.len() < s.len() {
+        q.neg()
+    } else {
+        Some(q)
+    }
+}
+
 /// Whether `candidate` states the same answer as `reference` (see the module doc and
 /// `compare.rs` for the rules).
 pub fn equivalent(reference: &str, candidate: &str) -> bool {
-    let (r, c) = (reference.trim(), candidate.trim());
-    if r.is_empty() || c.is_empty() {
-        return false;
+    Reference::new(reference).matches(candidate)
+}
+
+/// A reference answer prepared for comparing with many candidates (a group of completions of
+/// one prompt): what the comparison computes from the reference alone (its normal form, its
+/// tree) is computed once, when first needed, and reused.
+pub struct Reference<'r> {
+    /// The reference, trimmed.
+    r: &'r str,
+    /// Its value when it is a plain decimal of bounded length.
+    plain: Option<rational::Q>,
+    normal: OnceCell<String>,
+    /// Its tree and the variables named while parsing it (the candidate's parse continues them).
+    tree: OnceCell<(Node, Vars)>,
+}
+
+impl<'r> Reference<'r> {
+    pub fn new(reference: &'r str) -> Reference<'r> {
+        let r = reference.trim();
+        Reference {
+            r,
+            plain: (r.len() <= MAX_ANSWER_LEN)
+                .then(|| plain_decimal(r))
+                .flatten(),
+            normal: OnceCell::new(),
+            tree: OnceCell::new(),
+        }
     }
-    if r == c {
-        return true;
+
+    /// The reference as given (untrimmed strings that trim alike are the same reference).
+    pub fn is(&self, reference: &str) -> bool {
+        self.r == reference.trim()
     }
-    if r.len() > MAX_ANSWER_LEN || c.len() > MAX_ANSWER_LEN {
-        return false;
+
+    /// Whether `candidate` states the same answer as the reference.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (r, c) = (self.r, candidate.trim());
+        if r.is_empty() || c.is_empty() {
+            return false;
+        }
+        if r == c {
+            return true;
+        }
+        if r.len() > MAX_ANSWER_LEN || c.len() > MAX_ANSWER_LEN {
+            return false;
+        }
+        if let (Some(x), Some(y)) = (self.plain, plain_decimal(c)) {
+            return x == y;
+        }
+        self.full_pipeline(c)
     }
-    if units::differ(r, c) {
-        return false; // `5 cm` is not `5 m`
+
+    /// Steps 2-4 of the module doc on a trimmed, non-empty, different candidate of bounded
+    /// length.
+    fn full_pipeline(&self, c: &str) -> bool {
+        let r = self.r;
+        if units::differ(r, c) {
+            return false; // `5 cm` is not `5 m`
+        }
+        let nr = self.normal.get_or_init(|| latex::normalize(r));
+        let nc = latex::normalize(c);
+        if nr.is_empty() || nc.is_empty() {
+            return false;
+        }
+        if squash(nr).eq(squash(&nc)) {
+            return true;
+        }
+        let (a, vars) = self.tree.get_or_init(|| {
+            let mut vars = Vars::default();
+            (to_node(nr, &mut vars), vars)
+        });
+        let b = to_node(&nc, &mut vars.clone());
+        let budget = &mut Budget(BUDGET);
+        if compare::same(a, &b, budget) {
+            return true;
+        }
+        // A text answer (`\text{(A)}`, `\text{B, E, G}`) also matches the same letters and
+        // digits in any case: `a`, `b,e,g`.
+        if (is_text(r) || is_text(c)) && compare::text_key(nr) == compare::text_key(&nc) {
+            return true;
+        }
+        // A percentage also matches its fraction: 50% ≡ 50 (above) and 50% ≡ 0.5.
+        let hundredth = |n: &Node| {
+            Node::Div(
+                Box::new(n.clone()),
+                Box::new(Node::Num(rational::Q::int(100))),
+            )
+        };
+        (r.contains('%') && compare::same(&hundredth(a), &b, budget))
+            || (c.contains('%') && compare::same(a, &hundredth(&b), budget))
     }
-    let (nr, nc) = (latex::normalize(r), latex::normalize(c));
-    if nr.is_empty() || nc.is_empty() {
-        return false;
-    }
-    if squash(&nr).eq(squash(&nc)) {
-        return true;
-    }
-    let mut vars = Vars::default();
-    let a = to_node(&nr, &mut vars);
-    let b = to_node(&nc, &mut vars);
-    let budget = &mut Budget(BUDGET);
-    if compare::same(&a, &b, budget) {
-        return true;
-    }
-    // A text answer (`\text{(A)}`, `\text{B, E, G}`) also matches the same letters and digits
-    // in any case: `a`, `b,e,g`.
-    if (is_text(r) || is_text(c)) && compare::text_key(&nr) == compare::text_key(&nc) {
-        return true;
-    }
-    // A percentage also matches its fraction: 50% ≡ 50 (above) and 50% ≡ 0.5.
-    let hundredth = |n: &Node| {
-        Node::Div(
-            Box::new(n.clone()),
-            Box::new(Node::Num(rational::Q::int(100))),
-        )
-    };
-    (r.contains('%') && compare::same(&hundredth(&a), &b, budget))
-        || (c.contains('%') && compare::same(&a, &hundredth(&b), budget))
+}
+
+/// The full pipeline without the plain-decimal fast path (for the tests of that path).
+#[cfg(test)]
+fn full_pipeline(r: &str, c: &str) -> bool {
+    Reference::new(r).full_pipeline(c.trim())
 }
 
 /// Whether the answer extracted from `response` (in `style`, with the last-number fallback) is
 /// equivalent to `reference`.
 pub fn verify(response: &str, reference: &str, style: Style) -> bool {
-    match extract::extract(response, style, true) {
-        Some(ans) => equivalent(reference, &ans),
-        None => false,
+    Verifier::default().verify(response, reference, style)
+}
+
+/// Verifies a sequence of pairs, reusing the prepared reference while consecutive pairs share
+/// it (as the completions of one prompt do). Results are those of `verify`, pair by pair.
+#[derive(Default)]
+pub struct Verifier<'r> {
+    last: Option<Reference<'r>>,
+}
+
+impl<'r> Verifier<'r> {
+    /// `verify(response, reference, style)`.
+    pub fn verify(&mut self, response: &str, reference: &'r str, style: Style) -> bool {
+        let Some(ans) = extract::extract(response, style, true) else {
+            return false;
+        };
+        match &self.last {
+            Some(prepared) if prepared.is(reference) => prepared.matches(&ans),
+            _ => self.last.insert(Reference::new(reference)).matches(&ans),
+        }
     }
 }
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod speed;
 #[cfg(test)]
 mod tests;

@@ -77,7 +77,7 @@ pub enum Node {
 }
 
 /// Variable names shared by the two answers being compared.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Vars {
     pub names: Vec<String>,
 }
@@ -225,6 +225,9 @@ impl<'a, 'v> Parser<'a, 'v> {
         if matches!(first, Node::Var(_)) && self.eat(Tok::Cmd("in")) {
             return self.union();
         }
+        if !matches!(self.peek(), Some(Tok::Rel(_) | Tok::Cmd("approx"))) {
+            return Ok(first); // (the usual case: no vectors to allocate)
+        }
         let mut parts = vec![first];
         let mut ops = Vec::new();
         loop {
@@ -268,7 +271,12 @@ impl<'a, 'v> Parser<'a, 'v> {
 
     pub(super) fn sum(&mut self) -> PResult {
         self.enter()?;
-        let mut terms = vec![self.product()?];
+        let first = self.product()?;
+        if !matches!(self.peek(), Some(Tok::Sym(b'+' | b'-'))) {
+            self.depth -= 1;
+            return Ok(first);
+        }
+        let mut terms = vec![first];
         loop {
             if self.eat(Tok::Sym(b'+')) {
                 terms.push(self.product()?);
@@ -297,7 +305,15 @@ impl<'a, 'v> Parser<'a, 'v> {
     }
 
     fn product(&mut self) -> PResult {
-        let mut factors = vec![self.unary()?];
+        let first = self.unary()?;
+        let more = matches!(
+            self.peek(),
+            Some(Tok::Sym(b'*' | b'/') | Tok::Cmd("cdot" | "times" | "ast" | "div"))
+        ) || self.starts_factor();
+        if !more {
+            return Ok(first); // a single factor: no vector to allocate
+        }
+        let mut factors = vec![first];
         loop {
             let t = self.peek();
             if matches!(t, Some(Tok::Sym(b'*') | Tok::Cmd("cdot" | "times" | "ast"))) {

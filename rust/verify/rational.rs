@@ -16,21 +16,45 @@ pub struct Q {
     d: i128,
 }
 
-/// Binary GCD: at most ~256 shift/subtract steps, whatever the operands (bounded work).
+/// Binary GCD of two non-zero words of one unsigned type.
+macro_rules! binary_gcd {
+    ($a:expr, $b:expr) => {{
+        let (a, b) = ($a, $b);
+        let shift = (a | b).trailing_zeros();
+        let (mut a, mut b) = (a >> a.trailing_zeros(), b);
+        while b != 0 {
+            b >>= b.trailing_zeros();
+            if a > b {
+                std::mem::swap(&mut a, &mut b);
+            }
+            b -= a;
+        }
+        a << shift
+    }};
+}
+
+/// Binary GCD: at most ~256 shift/subtract steps, whatever the operands (bounded work); on
+/// 64-bit words when both operands fit (the usual case, several times faster).
 fn gcd(a: u128, b: u128) -> u128 {
     if a == 0 || b == 0 {
         return a | b;
     }
-    let shift = (a | b).trailing_zeros();
-    let (mut a, mut b) = (a >> a.trailing_zeros(), b);
-    while b != 0 {
-        b >>= b.trailing_zeros();
-        if a > b {
-            std::mem::swap(&mut a, &mut b);
-        }
-        b -= a;
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) => binary_gcd!(a, b) as u128,
+        _ => binary_gcd!(a, b),
     }
-    a << shift
+}
+
+/// `a / g` for a divisor `g > 0` of `a`: no division when `g == 1`, a 64-bit one when both fit
+/// (128-bit division is a slow library call).
+fn div_by(a: i128, g: i128) -> i128 {
+    if g == 1 {
+        a
+    } else if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(g)) {
+        (x / y) as i128
+    } else {
+        a / g
+    }
 }
 
 /// The exact integer `k`-th root of `x`, when `x` is a perfect `k`-th power.
@@ -93,8 +117,11 @@ impl Q {
         if d == 0 || n == i128::MIN || d == i128::MIN {
             return None;
         }
+        if d == 1 {
+            return Some(Q { n, d }); // already reduced (and no i128 division, which is slow)
+        }
         let g = gcd(n.unsigned_abs(), d.unsigned_abs()) as i128;
-        let (n, d) = (n / g, d / g);
+        let (n, d) = (div_by(n, g), div_by(d, g));
         Some(if d < 0 {
             Q { n: -n, d: -d }
         } else {
@@ -148,9 +175,9 @@ impl Q {
         let g = gcd(self.d as u128, o.d as u128) as i128;
         let n = self
             .n
-            .checked_mul(o.d / g)?
-            .checked_add(o.n.checked_mul(self.d / g)?)?;
-        Q::new(n, (self.d / g).checked_mul(o.d)?)
+            .checked_mul(div_by(o.d, g))?
+            .checked_add(o.n.checked_mul(div_by(self.d, g))?)?;
+        Q::new(n, div_by(self.d, g).checked_mul(o.d)?)
     }
 
     pub fn sub(self, o: Q) -> Option<Q> {
@@ -160,8 +187,8 @@ impl Q {
     pub fn mul(self, o: Q) -> Option<Q> {
         let g1 = gcd(self.n.unsigned_abs(), o.d as u128).max(1) as i128;
         let g2 = gcd(o.n.unsigned_abs(), self.d as u128).max(1) as i128;
-        let n = (self.n / g1).checked_mul(o.n / g2)?;
-        let d = (self.d / g2).checked_mul(o.d / g1)?;
+        let n = div_by(self.n, g1).checked_mul(div_by(o.n, g2))?;
+        let d = div_by(self.d, g2).checked_mul(div_by(o.d, g1))?;
         Q::new(n, d)
     }
 
@@ -218,11 +245,16 @@ impl Q {
             n = n.checked_mul(10)?.checked_add((c - b'0') as i128)?;
         }
         let scale = exp - frac_part.len() as i32;
-        let ten = Q::int(10);
         if !(-38..=38).contains(&scale) {
             return None;
         }
-        Q::new(n, 1)?.mul(ten.powi(scale as i64)?)
+        // 10^38 < 2^127: the power always fits.
+        let p = 10i128.pow(scale.unsigned_abs());
+        if scale >= 0 {
+            Q::new(n.checked_mul(p)?, 1)
+        } else {
+            Q::new(n, p)
+        }
     }
 }
 
@@ -298,5 +330,66 @@ mod tests {
         assert_eq!(q(-5, 2).floor(), Q::int(-3));
         assert_eq!(q(-5, 2).ceil().unwrap(), Q::int(-2));
         assert!(q(1, 3) < q(1, 2));
+    }
+
+    /// Euclid's GCD on 128-bit words (an independent oracle).
+    fn euclid(mut a: u128, mut b: u128) -> u128 {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+
+    proptest::proptest! {
+        /// `gcd` (with its 64-bit shortcut) is Euclid's; `div_by` divides as 128-bit division does.
+        #[test]
+        fn word_shortcuts_agree(a in proptest::num::i128::ANY, b in proptest::num::i128::ANY, small in -1i128 << 62..1i128 << 62) {
+            for (x, y) in [(a, b), (small, b), (a, small), (small, small / 3 + 1)] {
+                let g = gcd(x.unsigned_abs(), y.unsigned_abs());
+                proptest::prop_assert_eq!(g, euclid(x.unsigned_abs(), y.unsigned_abs()));
+                if let (Ok(g), true) = (i128::try_from(g), g > 0) {
+                    proptest::prop_assert_eq!(div_by(x, g), x / g);
+                }
+            }
+        }
+    }
+
+    /// `from_decimal` builds `n·10^scale` directly; it agrees with the product of rationals
+    /// (`n` times `10^scale` by repeated squaring), overflow included.
+    #[test]
+    fn decimals_agree_with_the_rational_product() {
+        let ints = [
+            "0",
+            "1",
+            "7",
+            "10",
+            "250",
+            "999999999",
+            "170141183460469231731687303715884105727",
+        ];
+        let fracs = [
+            "",
+            "0",
+            "5",
+            "25",
+            "000",
+            "1234567890",
+            "99999999999999999999",
+        ];
+        for ip in ints {
+            for fp in fracs {
+                for exp in [-60, -40, -38, -10, -1, 0, 1, 3, 20, 38, 40] {
+                    let product = || {
+                        let n: i128 = format!("{ip}{fp}").parse().ok()?;
+                        let scale = exp - fp.len() as i32;
+                        if !(-38..=38).contains(&scale) {
+                            return None;
+                        }
+                        Q::new(n, 1)?.mul(Q::int(10).powi(scale as i64)?)
+                    };
+                    assert_eq!(Q::from_decimal(ip, fp, exp), product(), "{ip}.{fp}e{exp}");
+                }
+            }
+        }
     }
 }
