@@ -150,6 +150,14 @@ def summary(records: dict[str, Any]) -> list[str]:
         cells = [_x(*ratio(timed(done[w][t]), timed(done[w][name]), "iteration")) if name in done[w] else "n/a"
                  for w, t in cols]
         lines.append(f"| {name} | {what} | " + " | ".join(cells) + " |")
+    for w, systems in done.items():
+        names = [n for n in (*TRL, *(c for c, _ in CHAIN)) if n in systems and timed(systems[n])]
+        trained = {n: float(np.median([r["trained_tokens"] for r in timed(systems[n]).values()])) for n in names}
+        none = [n for n in names if trained[n] == 0]
+        lines += ["", f"{w}: tokens trained per iteration (median): "
+                  + ", ".join(f"{n} {trained[n]:.0f}" for n in names) + "."
+                  + (f" {', '.join(none)} trained nothing in most iterations: every group's rewards were equal, so "
+                     "the ratio of that row is sampling (and scoring) alone, not a faster M-step." if none else "")]
     gc = [f"{w} {_x(*ratio(timed(s['trl/gc']), timed(s['trl/no-gc']), 'iteration'))}" for w, s in done.items()
           if all(t in s and timed(s[t]) for t in TRL)]
     if gc:
@@ -162,17 +170,20 @@ def summary(records: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(meta: dict[str, Any], records: dict[str, Any]) -> str:
+def machine_lines(meta: dict[str, Any]) -> list[str]:
     v = meta["versions"]
-    out = ["# bench_vs_trl: empg vs TRL's GRPOTrainer at equal work", "",
-           f"`{meta['command']}` (report: `python benches/vs_trl_report.py benches/results/vs_trl`)", "",
-           f"Machine: {meta['machine']}; load average {', '.join(f'{x:.2f}' for x in meta['load_start'])} at the "
+    return [f"Machine: {meta['machine']}; load average {', '.join(f'{x:.2f}' for x in meta['load_start'])} at the "
            f"start, {', '.join(f'{x:.2f}' for x in meta['load_end'])} at the end; run time "
            f"{meta['wall_s'] / 60:.1f} min. Bench code at {meta['bench_commit'][:10]}"
            f"{' (uncommitted changes)' if meta['bench_dirty'] else ''}; empg from {meta['empg_commit'][:10]}"
            f"{' (uncommitted changes)' if meta['empg_dirty'] else ''}; trl {v['trl']}, transformers "
-           f"{v['transformers']}, torch {v['torch']}.", "",
-           "## Summary", "", *summary(records), ""]
+           f"{v['transformers']}, torch {v['torch']}."]
+
+
+def render(meta: dict[str, Any], records: dict[str, Any]) -> str:
+    out = ["# bench_vs_trl: empg vs TRL's GRPOTrainer at equal work", "",
+           f"`{meta['command']}` (report: `python benches/vs_trl_report.py benches/results/vs_trl`)", "",
+           "## Summary", "", *summary(records), "", *machine_lines(meta), ""]
     for w, rec in records.items():
         if "systems" not in rec:
             continue
