@@ -81,8 +81,9 @@ def report(meta: dict, runs: list[dict]) -> list[str]:
              f"The initial model (every arm's start): greedy {100 * start['eval/greedy_acc']:.1f}% on the {n} "
              f"held-out problems, mean greedy length {start['eval/greedy_length']:.1f} tokens.", "",
              "| arm | seeds | greedy after | Δ greedy vs start | sampled, first E-step | sampled, last "
-             f"{LAST} E-steps | length, last {LAST} E-steps | greedy length after | optimizer steps | wall s/run |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"{LAST} E-steps | length, last {LAST} E-steps | greedy length after | seeds below start "
+             "| optimizer steps | wall s/run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (obj, reuse), seeds in sorted(by_arm.items()):
         recs = list(seeds.values())
         after = np.array([evals(r)[-1]["eval/greedy_acc"] for r in recs])
@@ -95,7 +96,8 @@ def report(meta: dict, runs: list[dict]) -> list[str]:
         lines.append(f"| {obj}, reuse {reuse} | {len(recs)} | {_fmt(*mean_ci(after))} "
                      f"| {_fmt(*mean_ci(after - start['eval/greedy_acc']))} | {_fmt(*mean_ci(first))} "
                      f"| {_fmt(*mean_ci(last))} | {_fmt(*mean_ci(length), scale=1.0)} "
-                     f"| {_fmt(*mean_ci(glen), scale=1.0)} | {steps.mean():.0f} | {wall.mean():.0f} |")
+                     f"| {_fmt(*mean_ci(glen), scale=1.0)} | {int((after < start['eval/greedy_acc']).sum())} of {len(recs)} "
+                     f"| {steps.mean():.0f} | {wall.mean():.0f} |")
     lines += ["", "Accuracies in percent, mean ± 95% t-interval half-width over seeds. Sampled: the E-step's mean "
               "reward (T = 0.8, K samples of fresh training problems, not yet trained on); the first E-step "
               "samples the initial weights. Optimizer steps: per run (zero-signal groups shorten M-steps).", "",

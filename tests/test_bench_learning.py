@@ -36,7 +36,7 @@ def test_harness_runs_every_arm_and_reports(tmp_path):
     assert set(meta["chosen_lr"]) == {f"{o}/reuse{k}" for o, k in arms}
     assert learning_report.main([str(out)]) == 0
     md = (tmp_path / "learning.md").read_text()
-    assert "| empg, reuse 4 | 1 |" in md and "| 4 | 1 |" in md and "initial model" in md
+    assert "| empg, reuse 4 | 1 |" in md and "| 4 | 1 |" in md and "initial model" in md and " of 1 |" in md
     assert (tmp_path / "learning.png").read_bytes()[:4] == b"\x89PNG"
     # --resume keeps what is there and runs only what is missing
     lines = (out / "runs.jsonl").read_text().splitlines()
