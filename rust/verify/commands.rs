@@ -2,7 +2,7 @@
 //! mixed number `2\\frac14`), letters and subscripted names, `\\frac \\sqrt \\binom \\log`,
 //! function application (`\\sin^2 x`), floor/ceiling, and matrix environments.
 
-use super::latex::Tok;
+use super::tokenize::Tok;
 use super::parse::{number, Func, Node, PResult, Parser};
 use super::rational::Q;
 
@@ -257,7 +257,7 @@ impl<'a, 'v> Parser<'a, 'v> {
         let Node::Var(k) = self.letter(c)? else {
             return Err(());
         };
-        self.expect(Tok::Rel(super::latex::RelOp::Eq))?;
+        self.expect(Tok::Rel(super::tokenize::RelOp::Eq))?;
         let lo = self.sum()?;
         self.expect(Tok::Sym(b'}'))?;
         self.expect(Tok::Sym(b'^'))?;

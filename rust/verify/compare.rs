@@ -11,7 +11,7 @@
 //! * Text: equal after lower-casing and dropping everything but letters and digits.
 
 use super::eval::{eval, vars_of, Budget};
-use super::latex::RelOp;
+use super::tokenize::RelOp;
 use super::parse::{is_name, Node};
 use super::rational::Q;
 use super::value::Value;

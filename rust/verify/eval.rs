@@ -268,7 +268,8 @@ pub fn vars_of(node: &Node, out: &mut Vec<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::latex::{normalize, tokenize};
+    use crate::verify::latex::normalize;
+    use crate::verify::tokenize::tokenize;
     use crate::verify::parse::{parse, Vars};
 
     fn val(s: &str) -> Option<Value> {

@@ -5,7 +5,7 @@
 //! 1. identical strings match; an answer longer than `MAX_ANSWER_LEN` bytes matches nothing else;
 //! 2. `latex::normalize` removes cosmetics (delimiters, `\left`, spacing, `\dfrac`, degrees,
 //!    percent and currency signs, units, `\text{}` wrappers); equal normal forms match;
-//! 3. `latex::tokenize` + `parse::parse` build an answer tree (`\pm` expands into a two-item list);
+//! 3. `tokenize::tokenize` + `parse::parse` build an answer tree (`\pm` expands into a two-item list);
 //!    what does not parse is text;
 //! 4. `compare::same` compares the trees (numbers exactly as rationals, expressions with variables
 //!    at random points, equations, inequalities, intervals, tuples, sets, matrices, text).
@@ -15,6 +15,7 @@
 //! unknown) and an operation budget (`BUDGET` node evaluations per comparison). No timeouts, no
 //! signals; malformed input is simply not equivalent.
 
+pub mod boxes;
 pub mod commands;
 pub mod compare;
 pub mod eval;
@@ -23,6 +24,7 @@ pub mod latex;
 pub mod parse;
 pub mod rational;
 pub mod tail;
+pub mod tokenize;
 pub mod units;
 pub mod value;
 
@@ -94,7 +96,7 @@ fn expand_pm(s: &str) -> Option<String> {
 fn to_node(s: &str, vars: &mut Vars) -> Node {
     let expanded = expand_pm(s);
     let src = expanded.as_deref().unwrap_or(s);
-    latex::tokenize(src, MAX_TOKENS)
+    tokenize::tokenize(src, MAX_TOKENS)
         .and_then(|toks| parse::parse(toks, vars).ok())
         .unwrap_or_else(|| Node::Text(s.to_string()))
 }

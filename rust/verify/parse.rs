@@ -10,7 +10,7 @@
 #![allow(clippy::result_unit_err)]
 
 use super::commands::starts_primary;
-use super::latex::{RelOp, Tok};
+use super::tokenize::{RelOp, Tok};
 use super::rational::Q;
 
 pub const MAX_DEPTH: u32 = 64;
@@ -468,7 +468,8 @@ impl<'a, 'v> Parser<'a, 'v> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::latex::{normalize, tokenize};
+    use crate::verify::latex::normalize;
+    use crate::verify::tokenize::tokenize;
 
     fn tree(s: &str) -> Result<Node, ()> {
         let n = normalize(s);

@@ -48,7 +48,7 @@ fn looks_like_math(content: &str) -> bool {
                 .take_while(|c| c.is_ascii_alphabetic())
                 .count();
             let bare = i == 0 || b[i - 1] == b' ';
-            if bare && j - i >= 3 && !super::latex::FUNCS.contains(&&content[i..j]) {
+            if bare && j - i >= 3 && !super::tokenize::FUNCS.contains(&&content[i..j]) {
                 return false;
             }
             i = j;
