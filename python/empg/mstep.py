@@ -30,7 +30,7 @@ from empg.exceptions import TrainingError
 from empg.faults import BadStepGuard
 from empg.losses import LOSSES, LossParams, TokenBatch, normaliser_coefficients
 from empg.samples import Samples, TokenLogProbs
-from empg.shared_forward import can_share, shared_microbatches, shared_token_logprobs
+from empg.shared_forward import can_share, shared_microbatches, shared_token_logprobs, target_logprobs
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,7 @@ def token_logprobs(model: Any, input_ids: torch.Tensor, position_ids: torch.Tens
                    **kwargs).logits[0]
     if not kwargs:
         logits = logits[pred]
-    logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return target_logprobs(logits, targets, temperature)
 
 
 def _takes_logits_to_keep(model: Any) -> bool:

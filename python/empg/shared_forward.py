@@ -261,6 +261,14 @@ def right_padded(rows: list[np.ndarray], fill: int, device: torch.device) -> tup
     return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
 
 
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``log softmax(logits / T)`` at ``targets``, one per row, in float32 (both forwards' last step)."""
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
 def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray, temperature: float = 1.0) -> torch.Tensor:
     """log π(z_t | prompt, z_<t) of every completion token of the sequences ``index``, in the order
     of ``index`` then of the tokens: the same 1-D tensor :func:`empg.mstep.token_logprobs` gives on
@@ -328,7 +336,4 @@ def shared_token_logprobs(model: Any, samples: Any, index: np.ndarray, temperatu
         targets.append(c.astype(np.int64))
     sel = torch.from_numpy(np.concatenate(pick or [np.zeros(0, np.int64)])).to(device)
     tgt = torch.from_numpy(np.concatenate(targets or [np.zeros(0, np.int64)])).to(device)
-    logits = lm_logits(model, hidden[sel]).float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    return logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return target_logprobs(lm_logits(model, hidden[sel]), tgt, temperature)
