@@ -267,7 +267,7 @@ def test_parquet_and_json_array(tmp_path: Path) -> None:
 
 def test_arith_source_uses_levels_as_difficulties() -> None:
     test, report = load_problems("arith", split="test")
-    assert len(test) == report.loaded == 64 and {p.level for p in test} == {0}
+    assert len(test) == report.loaded == 256 and {p.level for p in test} == {0}
     mixed, _ = load_problems("arith", split="train", levels=(0, 3), limit=40, shuffle_seed=1)
     assert Counter(p.level for p in mixed) == Counter({0: 20, 3: 20})
     with pytest.raises(DataError, match="arith: only .* distinct test problems"):

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from empg.tasks import (
+    D0_MAX,
     DIFFICULTIES,
     arith_split_of,
     make_arith_problems,
@@ -93,8 +94,8 @@ def test_splits_are_disjoint(difficulty: int) -> None:
 
 
 def test_held_out_share_and_exhaustion() -> None:
-    # Difficulty 0 has 20 * 20 = 400 ordered sums; about a quarter of them are held out.
-    pool = {f"What is {a} + {b}?" for a in range(1, 21) for b in range(1, 21)}
+    # Difficulty 0 has D0_MAX ** 2 ordered sums; about a quarter of them are held out.
+    pool = {f"What is {a} + {b}?" for a in range(1, D0_MAX + 1) for b in range(1, D0_MAX + 1)}
     held = {q for q in pool if arith_split_of(q) == "test"}
     assert 0.15 < len(held) / len(pool) < 0.35
     everything = make_arith_problems(len(held), seed=0, difficulty=0, split="test")
@@ -117,7 +118,7 @@ def test_difficulty_changes_problem_family() -> None:
         problems = make_arith_problems(200, seed=0, difficulty=d)
         return [[int(x) for x in re.findall(r"\d+", p.question)] for p in problems]
 
-    assert max(map(max, numbers(0))) <= 20 < max(map(max, numbers(1)))
+    assert max(map(max, numbers(0))) <= D0_MAX < max(map(max, numbers(1)))
     # Word problems: one step takes two numbers, two steps three.
     assert {len(ns) for ns in numbers(3)} == {2} and {len(ns) for ns in numbers(4)} == {3}
     for d in (3, 4):

@@ -5,7 +5,7 @@ dequantized once from its GGUF to safetensors by :func:`empg.models.embedded_mod
 random Llama saved once from a config) and see the SAME prompts in the same order. Two workloads:
 
 * ``arith``: empg's embedded task (:func:`empg.tasks.make_arith_problems`, difficulty 0, "What is
-  a + b?") in empg's ``chat`` template with two worked examples: a long shared prefix, short
+  a + b?", unless ``levels`` says otherwise) in empg's ``chat`` template with two worked examples: a long shared prefix, short
   completions, about half of them right (groups carry signal);
 * ``gsm8k``: GSM8K train questions zero-shot in the same template (no worked example), long
   completions (the data from ``empg.data.default_data_path``; the workload is skipped without it).
@@ -44,6 +44,7 @@ class Settings:
     seed: int = 0
     threads: int = 1  # torch threads in each worker
     trl_micro_batch: int = 2  # TRL's per_device_train_batch_size (accumulated to all P x K)
+    levels: tuple[int, ...] = (0,)  # arith: the embedded task's difficulties (mixed evenly when several)
 
     @property
     def rollouts(self) -> int:
@@ -80,9 +81,11 @@ def problems(settings: Settings) -> list[dict[str, Any]]:
     empg's verifier reads on both sides)."""
     n = settings.prompts_per_iteration * settings.total_iterations
     if settings.workload == "arith":
-        from empg.tasks import make_arith_problems
+        from empg.tasks import make_arith_problems, make_mixed_arith_problems
 
-        probs = make_arith_problems(n, seed=settings.seed, difficulty=0, split="train")
+        levels = list(settings.levels)
+        probs = (make_arith_problems(n, seed=settings.seed, difficulty=levels[0], split="train") if len(levels) == 1
+                 else make_mixed_arith_problems(n, seed=settings.seed, difficulties=levels, split="train"))
     else:
         from empg.data import load_problems
 

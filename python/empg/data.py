@@ -63,7 +63,7 @@ _HUB = {
     "math500": HubSpec("HuggingFaceH4/MATH-500", (None,), splits=("test",)),
 }
 SOURCES = ("gsm8k", "math", "math_hard", "math500", "arith")
-DEFAULT_ARITH_SIZE = {"train": 1024, "test": 64}
+DEFAULT_ARITH_SIZE = {"train": 1024, "test": 256}
 
 
 def default_data_dir() -> Path:

@@ -7,7 +7,7 @@ problems it rarely does.
 
 Difficulties (``Problem.level``; ``Problem.subject`` names the family):
 
-0. ``What is a + b?`` with a, b in 1..20.
+0. ``What is a + b?`` with a, b in 1..40 (``D0_MAX``; 395 held-out questions).
 1. ``What is a + b?`` / ``What is a - b?`` with operands up to 100 (differences stay positive).
    Sums share the family ``add`` with difficulty 0: a sum is held out at every difficulty or none.
 2. ``What is a × b?`` with a, b in 2..12, or ``What is a + b + c?`` with a, b, c in 1..30.
@@ -33,6 +33,7 @@ from empg.problem import Problem
 
 SPLITS = ("train", "test")
 DIFFICULTIES = (0, 1, 2, 3, 4)
+D0_MAX = 40  # difficulty 0: a + b with a, b in 1..D0_MAX (enough sums for 256+ held-out questions)
 TEST_FRACTION_DENOMINATOR = 4  # one key in four is held out
 MAX_MISSES = 20_000  # fruitless draws in a row before a test pool counts as exhausted
 
@@ -59,7 +60,7 @@ def _bare(family: str, op: str, nums: Sequence[int], answer: int, commutes: bool
 
 
 def _d0(rng: random.Random) -> _Draw:
-    a, b = rng.randint(1, 20), rng.randint(1, 20)
+    a, b = rng.randint(1, D0_MAX), rng.randint(1, D0_MAX)
     return _bare("add", "+", (a, b), a + b, commutes=True)
 
 
@@ -244,6 +245,7 @@ def make_mixed_arith_problems(
 
 
 __all__ = [
+    "D0_MAX",
     "DIFFICULTIES",
     "SPLITS",
     "arith_split_of",
