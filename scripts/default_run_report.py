@@ -157,6 +157,7 @@ def run_arms(work: Path, extra: list[str]) -> None:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.strip()
     jobs = [(a, [f"train.algo={a}"]) for a in ARMS] + [(f"seeds/seed-{k}", [f"train.seed={k}"]) for k in SEEDS]
+    (work / "seeds").mkdir(parents=True, exist_ok=True)  # the logs go beside the run directories
 
     def one(job: tuple[str, list[str]]) -> None:
         name, args = job
