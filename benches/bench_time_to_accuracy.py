@@ -43,22 +43,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _machine import machine_line  # noqa: E402
-from vs_trl.task import Settings, model_dir, problems, prompt_ids, template  # noqa: E402
+from vs_trl.task import Settings, arith_problems, model_dir, problems, prompt_ids, template  # noqa: E402
 
 ARMS = ("trl", "empg-grpo", "empg")
 OVERRIDES = {"empg": [], "empg-grpo": ["train.algo=grpo", "train.drop_zero_signal=false"]}
 MAX_ITERATIONS = 2000  # rows prepared per run; the budget ends it long before
-FULL = dict(prompts=4, k=8, max_new_tokens=32, budget_s=420.0, eval_every_s=140.0, eval_n=256, seeds=2)
+FULL = dict(prompts=4, k=8, max_new_tokens=32, budget_s=360.0, eval_every_s=120.0, eval_n=256, seeds=2)
 QUICK = dict(prompts=2, k=2, max_new_tokens=8, budget_s=6.0, eval_every_s=3.0, eval_n=8, seeds=1)
 
 
 def heldout_rows(settings: Settings, n: int) -> list[dict[str, Any]]:
     """The held-out problems: ``n`` distinct test-split problems of the workload's difficulties."""
-    from empg.tasks import make_arith_problems, make_mixed_arith_problems
-
-    levels = list(settings.levels)
-    probs = (make_arith_problems(n, seed=0, difficulty=levels[0], split="test") if len(levels) == 1
-             else make_mixed_arith_problems(n, seed=0, difficulties=levels, split="test"))
+    probs = arith_problems(list(settings.levels), n, seed=0, split="test")
     tpl = template(settings.workload)
     return [{"prompt": tpl.messages(p.question), "question": p.question, "answer": p.answer} for p in probs]
 

@@ -158,6 +158,7 @@ def summary(records: dict[str, Any]) -> list[str]:
                   + ", ".join(f"{n} {trained[n]:.0f}" for n in names) + "."
                   + (f" {', '.join(none)} trained nothing in most iterations: every group's rewards were equal, so "
                      "the ratio of that row is sampling (and scoring) alone, not a faster M-step." if none else "")]
+    lines += generation_bound(done)
     gc = [f"{w} {_x(*ratio(timed(s['trl/gc']), timed(s['trl/no-gc']), 'iteration'))}" for w, s in done.items()
           if all(t in s and timed(s[t]) for t in TRL)]
     if gc:
@@ -168,6 +169,26 @@ def summary(records: dict[str, Any]) -> list[str]:
     if skipped:
         lines += ["", "Not run: " + "; ".join(skipped) + "."]
     return lines
+
+
+def generation_bound(done: dict[str, Any]) -> list[str]:
+    """Per workload, how much of the equal-work row is sampling (the same ``generate``-bound decode
+    on both sides, no prompt to share in a zero-shot batch of one prompt) and the ratio it caps:
+    TRL's iteration ÷ empg-grpo's sampling alone, as if empg's M-step cost nothing."""
+    out = []
+    for w, s in done.items():
+        if not all(n in s and timed(s[n]) for n in ("trl/no-gc", "empg-grpo")):
+            continue
+        trl, ours = timed(s["trl/no-gc"]), timed(s["empg-grpo"])
+        gen = _med(ours, lambda r: r["split"]["generation"])
+        rest_trl = _med(trl, lambda r: r["wall"] - r["split"]["generation"])
+        rest_ours = _med(ours, lambda r: r["wall"] - r["split"]["generation"])
+        out.append(f"{w}: sampling is {gen:.1f} s of empg-grpo's {_med(ours, lambda r: r['wall']):.1f} s per "
+                   f"iteration (TRL's: {_med(trl, lambda r: r['split']['generation']):.1f} s); the rest "
+                   f"(scoring and the update) is {rest_ours:.1f} s against TRL's {rest_trl:.1f} s "
+                   f"({_x(rest_trl / rest_ours)}). With a free update the equal-work ratio could reach at most "
+                   f"{_x(_med(trl, lambda r: r['wall']) / gen)} (TRL's iteration ÷ empg's sampling).")
+    return ["", *out] if out else []
 
 
 def machine_lines(meta: dict[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 MODELS = ("smollm2", "tiny")
 FEWSHOT = {"arith": 2, "gsm8k": 0}
@@ -74,6 +74,15 @@ def missing_data(workload: str) -> str | None:
     return None
 
 
+def arith_problems(levels: Sequence[int], n: int, *, seed: int, split: str) -> list[Any]:
+    """``n`` embedded-task problems of ``levels`` (one difficulty, or an even mix of several)."""
+    from empg.tasks import make_arith_problems, make_mixed_arith_problems
+
+    if len(levels) == 1:
+        return make_arith_problems(n, seed=seed, difficulty=levels[0], split=split)
+    return make_mixed_arith_problems(n, seed=seed, difficulties=levels, split=split)
+
+
 def problems(settings: Settings) -> list[dict[str, Any]]:
     """``prompts_per_iteration * total_iterations`` rows, in the order both systems see them:
     iteration ``i`` uses rows ``[i * P, (i + 1) * P)``. Each row: ``prompt`` (the chat
@@ -81,11 +90,7 @@ def problems(settings: Settings) -> list[dict[str, Any]]:
     empg's verifier reads on both sides)."""
     n = settings.prompts_per_iteration * settings.total_iterations
     if settings.workload == "arith":
-        from empg.tasks import make_arith_problems, make_mixed_arith_problems
-
-        levels = list(settings.levels)
-        probs = (make_arith_problems(n, seed=settings.seed, difficulty=levels[0], split="train") if len(levels) == 1
-                 else make_mixed_arith_problems(n, seed=settings.seed, difficulties=levels, split="train"))
+        probs = arith_problems(settings.levels, n, seed=settings.seed, split="train")
     else:
         from empg.data import load_problems
 
