@@ -112,6 +112,19 @@ def seeds_table(runs: dict[int, dict]) -> list[str]:
     return lines
 
 
+def explored_table(runs: dict[str, dict]) -> list[str]:
+    """The settings tried on the way (``docs/default_run/explored/<name>/``): what each changed from
+    the default, how far it ran, and its held-out greedy accuracy at each evaluation."""
+    lines = ["| run | changed from the default | seed | iterations run | held-out problems | greedy accuracy "
+             "(iteration: value) |", "|---|---|---:|---:|---:|---|"]
+    for name, arm in sorted(runs.items()):
+        cfg, run = arm["config"], arm["run"]
+        curve = ", ".join(f"{int(e['iteration'])}: {_pct(e['eval/greedy_acc'])}" for e in arm["evals"])
+        lines.append(f"| {name} | {run['changes']} | {cfg['train']['seed']} | {len(arm['train'])} | "
+                     f"{int(arm['evals'][0]['eval/problems'])} | {curve} |")
+    return lines
+
+
 def iteration_table(arm: dict) -> list[str]:
     k = int(arm["config"]["sampling"]["prompts_per_iteration"])
     lines = [f"| iteration | reward | dropped (of {k}) | mean length | sampling s | M-step s |",
@@ -135,7 +148,9 @@ def run_line(arms: dict[str, dict]) -> list[str]:
 
 
 def sections(arms: dict[str, dict], seeds: dict[int, dict]) -> dict[str, list[str]]:
-    out = {"accuracy": accuracy_table(arms), "runs": run_line(arms), "seeds": seeds_table(seeds)}
+    out = {"accuracy": accuracy_table(arms), "runs": run_line(arms), "seeds": seeds_table(seeds),
+           "explored": explored_table({d.name: load_arm(f"explored/{d.name}") for d in sorted((RUNS / "explored").glob("*"))
+                                       if d.is_dir()})}
     for a, arm in arms.items():
         out[f"iterations-{a}"] = iteration_table(arm)
     return out
