@@ -16,8 +16,8 @@ Everything else is shared (``vs_trl.task.Settings``): the embedded arithmetic in
 with two worked examples, P prompts x K completions per iteration in the same order, T = 0.8, the
 same length cap, AdamW at the same lr, one optimizer step per iteration, the same verifier as the
 reward. Each arm trains until its training wall-clock reaches the budget; the clock runs only while
-it trains (sampling, scoring, the update) and stops while it is evaluated. Every ``--eval-every-s``
-seconds of training (and at the end) the model is evaluated by the SAME code for every arm: greedy
+it trains (sampling, scoring, the update) and stops while it is evaluated. After the iteration that
+crosses each of ``--marks`` seconds of training (and at the end) the model is evaluated by the SAME code for every arm: greedy
 completions of the held-out problems (test split, disjoint from training) from empg's
 prefix-shared transformers sampler, judged by empg's verifier. The initial weights are evaluated
 once (every arm starts from them).
@@ -48,8 +48,10 @@ from vs_trl.task import Settings, arith_problems, model_dir, problems, prompt_id
 ARMS = ("trl", "empg-grpo", "empg")
 OVERRIDES = {"empg": [], "empg-grpo": ["train.algo=grpo", "train.drop_zero_signal=false"]}
 MAX_ITERATIONS = 2000  # rows prepared per run; the budget ends it long before
-FULL = dict(prompts=4, k=8, max_new_tokens=32, budget_s=360.0, eval_every_s=120.0, eval_n=256, seeds=2)
-QUICK = dict(prompts=2, k=2, max_new_tokens=8, budget_s=6.0, eval_every_s=3.0, eval_n=8, seeds=1)
+# Evaluations after the iteration that crosses each mark (seconds of training), closer together early,
+# where the accuracy moves most, and at the end of the budget.
+FULL = dict(prompts=4, k=8, max_new_tokens=32, budget_s=300.0, marks="30,60,120,200", eval_n=256, seeds=2)
+QUICK = dict(prompts=2, k=2, max_new_tokens=8, budget_s=6.0, marks="3", eval_n=8, seeds=1)
 
 
 def heldout_rows(settings: Settings, n: int) -> list[dict[str, Any]]:
@@ -83,9 +85,9 @@ def evaluate(model: Any, tokenizer: Any, rows: list[dict[str, Any]], settings: S
 class Clock:
     """Training seconds so far; evaluates when they pass the next mark, and says when to stop."""
 
-    def __init__(self, budget_s: float, every_s: float, run_eval: Callable[[], dict[str, float]]) -> None:
-        self.budget_s, self.every_s, self.run_eval = budget_s, every_s, run_eval
-        self.train_s, self.iterations, self.next_mark = 0.0, 0, every_s
+    def __init__(self, budget_s: float, marks: list[float], run_eval: Callable[[], dict[str, float]]) -> None:
+        self.budget_s, self.marks, self.run_eval = budget_s, sorted(marks), run_eval
+        self.train_s, self.iterations = 0.0, 0
         self.rows: list[dict[str, Any]] = []
         self.rewards: list[float] = []
 
@@ -95,16 +97,16 @@ class Clock:
         self.iterations += 1
         self.rewards.append(reward_mean)
         done = self.train_s >= self.budget_s
-        if done or self.train_s >= self.next_mark:
+        if done or (self.marks and self.train_s >= self.marks[0]):
             self.rows.append({"train_s": self.train_s, "iterations": self.iterations,
                               "reward_mean": sum(self.rewards) / len(self.rewards), **self.run_eval()})
             self.rewards = []
-            while self.next_mark <= self.train_s:
-                self.next_mark += self.every_s
+            self.marks = [m for m in self.marks if m > self.train_s]
         return done
 
 
-def run_empg(settings: Settings, overrides: list[str], clock_args: tuple[float, float], eval_rows: list[dict]) -> Clock:
+def run_empg(settings: Settings, overrides: list[str], clock_args: tuple[float, list[float]],
+             eval_rows: list[dict]) -> Clock:
     import torch
 
     from empg import em
@@ -136,7 +138,7 @@ def run_empg(settings: Settings, overrides: list[str], clock_args: tuple[float, 
     return clock
 
 
-def run_trl(settings: Settings, clock_args: tuple[float, float], eval_rows: list[dict]) -> Clock:
+def run_trl(settings: Settings, clock_args: tuple[float, list[float]], eval_rows: list[dict]) -> Clock:
     from transformers import TrainerCallback
 
     from vs_trl.trl_worker import make_trainer
@@ -172,7 +174,7 @@ def arm_main(a: argparse.Namespace) -> None:
     torch.manual_seed(settings.seed)
     eval_rows = heldout_rows(settings, a.eval_n)
     t0 = time.time()
-    clock_args = (a.budget_s, a.eval_every_s)
+    clock_args = (a.budget_s, [float(x) for x in a.marks.split(",") if x])
     clock = (run_trl(settings, clock_args, eval_rows) if a.arm == "trl"
              else run_empg(settings, OVERRIDES[a.arm], clock_args, eval_rows))
     rec = {"arm": a.arm, "seed": settings.seed, "wall_s": time.time() - t0, "rows": clock.rows}
@@ -204,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--parallel", type=int, default=2)
-    for k in ("budget_s", "eval_every_s"):
-        ap.add_argument("--" + k.replace("_", "-"), type=float, default=None)
+    ap.add_argument("--budget-s", type=float, default=None, help="seconds of training per arm and seed")
+    ap.add_argument("--marks", default=None, help="evaluate after the iteration crossing each of these "
+                    "training seconds (comma-separated), and at the end")
     ap.add_argument("--eval-n", type=int, default=None)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--levels", default="0", help="embedded-task difficulties, comma-separated")
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     size = QUICK if a.quick else FULL
-    for k in ("budget_s", "eval_every_s", "eval_n", "seeds"):
+    for k in ("budget_s", "marks", "eval_n", "seeds"):
         if getattr(a, k) is None:
             setattr(a, k, size[k])
     if a.arm:
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir(settings(0).model)  # converted once, before the workers race for it
     meta = {"machine": machine_line(), "commit": _commit(), "load_start": [round(x, 2) for x in os.getloadavg()],
             "settings": {k: v for k, v in settings(0).to_dict().items() if k not in ("seed", "iterations", "warmup")},
-            "budget_s": a.budget_s, "eval_every_s": a.eval_every_s, "eval_n": a.eval_n, "arms": arms,
+            "budget_s": a.budget_s, "marks": [float(x) for x in a.marks.split(",") if x], "eval_n": a.eval_n, "arms": arms,
             "seeds": list(range(1, a.seeds + 1)), "parallel": a.parallel, "started": time.strftime("%Y-%m-%d %H:%M")}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     records = out / "runs.jsonl"
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="tta-") as tmp:
             rec_path = Path(tmp) / "record.json"
             cmd = [sys.executable, __file__, "--arm", arm, "--settings", json.dumps(settings(seed).to_dict()),
-                   "--record", str(rec_path), "--budget-s", str(a.budget_s), "--eval-every-s", str(a.eval_every_s),
+                   "--record", str(rec_path), "--budget-s", str(a.budget_s), "--marks", a.marks,
                    "--eval-n", str(a.eval_n)]
             res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
             if res.returncode != 0:

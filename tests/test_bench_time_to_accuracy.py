@@ -21,10 +21,10 @@ def test_clock_evaluates_at_each_mark_and_stops_at_the_budget():
     from bench_time_to_accuracy import Clock
 
     calls = []
-    clock = Clock(10.0, 4.0, lambda: calls.append(1) or {"greedy_acc": 0.5})
+    clock = Clock(10.0, [4.0, 5.0, 8.0], lambda: calls.append(1) or {"greedy_acc": 0.5})
     ticks = [clock.tick(s, r) for s, r in ((3.0, 0.0), (3.0, 1.0), (1.0, 0.5), (5.0, 0.5))]
     assert ticks == [False, False, False, True]
-    # 6 s passes the 4 s mark, 12 s the budget (and the 8 s mark with it): two evaluations
+    # 6 s passes the 4 s and 5 s marks (one evaluation), 12 s the budget and the 8 s mark with it
     assert [(r["train_s"], r["iterations"]) for r in clock.rows] == [(6.0, 2), (12.0, 4)]
     assert [r["reward_mean"] for r in clock.rows] == [0.5, 0.5] and len(calls) == 2
 
@@ -34,7 +34,8 @@ def test_report_reads_accuracy_at_each_time_and_time_to_target():
 
     rows = [{"train_s": 0.0, "greedy_acc": 0.40}, {"train_s": 50.0, "greedy_acc": 0.43},
             {"train_s": 110.0, "greedy_acc": 0.47}]
-    assert rep.at_time(rows, 100.0) == 0.43 and rep.at_time(rows, 110.0) == 0.47
+    assert rep.after(rows, 30.0)["greedy_acc"] == 0.43 and rep.after(rows, 110.0)["greedy_acc"] == 0.47
+    assert rep.after(rows, 111.0) is None
     assert rep.time_to(rows, 0.45) == 110.0 and rep.time_to(rows, 0.5) is None
 
 
