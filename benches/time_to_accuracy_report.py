@@ -61,7 +61,7 @@ def report(meta: dict, runs: list[dict]) -> str:
            f"seeds {meta['seeds']}.", "",
            f"The initial weights (every arm's start): greedy {100 * start['greedy_acc']:.1f}%.", "",
            "Held-out greedy accuracy (%) at the first evaluation past each amount of training (mean over seeds; "
-           "each seed in brackets as accuracy @ its training seconds):", "",
+           "each seed in brackets as accuracy @ its training seconds / iterations):", "",
            "| arm | " + " | ".join(f"≥ {t:.0f} s" for t in marks) + " | iterations in the budget | s / iteration "
            f"| training s to reach {100 * target:.1f}% (start + {100 * RISE:.0f}) |",
            "|---|" + "---:|" * (len(marks) + 3)]
@@ -71,7 +71,8 @@ def report(meta: dict, runs: list[dict]) -> str:
             got = [after(r["rows"], t) for r in by_arm[arm]]
             vals = [x["greedy_acc"] for x in got if x is not None]
             cells.append(f"{100 * np.mean(vals):.1f} (" + ", ".join(
-                f"{100 * x['greedy_acc']:.1f} @ {x['train_s']:.0f}" for x in got if x is not None) + ")"
+                f"{100 * x['greedy_acc']:.1f} @ {x['train_s']:.0f} s/{x['iterations']} it" for x in got if x is not None)
+                + ")"
                 if vals else "n/a")
         iters = [r["rows"][-1]["iterations"] for r in by_arm[arm]]
         per_it = [r["rows"][-1]["train_s"] / max(1, r["rows"][-1]["iterations"]) for r in by_arm[arm]]
