@@ -31,8 +31,19 @@ def test_a_seed_learns_only_when_its_rise_exceeds_the_half_width():
     lo, hi = report.wilson(0.5, n)
     for after, verdict in ((0.5 + (hi - lo), "yes"), (0.5 + (hi - lo) / 4, "no"), (0.4, "no")):
         arm["evals"][0]["eval/greedy_acc"], arm["evals"][-1]["eval/greedy_acc"] = 0.5, after
-        row = report.seeds_table({3: arm})[-1]
-        assert row.startswith("| 3 |") and row.endswith(f"| {verdict} |"), row
+        lines = report.seeds_table({3: arm})
+        row = lines[2]
+        assert row.startswith("| 3 |") and row.split(" | ")[6] == verdict, row
+        assert lines[-1] == f"Greedy rise above its half-width in {int(verdict == 'yes')} of 1 seeds."
+
+
+def test_explored_runs_table_lists_each_run_and_its_evaluations():
+    runs = {d.name: report.load_arm(f"explored/{d.name}") for d in sorted((report.RUNS / "explored").iterdir())}
+    lines = report.explored_table(runs)
+    assert len(lines) == 2 + len(runs) and len(runs) >= 1
+    for line, (name, arm) in zip(lines[2:], sorted(runs.items())):
+        assert line.startswith(f"| {name} | {arm['run']['changes']} |")
+        assert f"0: {report._pct(arm['evals'][0]['eval/greedy_acc'])}" in line
 
 
 def test_wilson_interval_brackets_the_estimate():
