@@ -146,7 +146,6 @@ def run_trl(settings: Settings, clock_args: tuple[float, list[float]], eval_rows
     class Timing(TrainerCallback):
         def __init__(self) -> None:
             self.start = 0.0
-            self.rewards: list[float] = []
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.start = time.perf_counter()
