@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _machine import machine_line  # noqa: E402
-from vs_trl.task import Settings, arith_problems, model_dir, problems, prompt_ids, template  # noqa: E402
+from vs_trl.task import Settings, model_dir, problems, prompt_ids, rows_of, template  # noqa: E402
 
 ARMS = ("trl", "empg-grpo", "empg")
 OVERRIDES = {"empg": [], "empg-grpo": ["train.algo=grpo", "train.drop_zero_signal=false"]}
@@ -56,9 +56,10 @@ QUICK = dict(prompts=2, k=2, max_new_tokens=8, budget_s=6.0, marks="3", eval_n=8
 
 def heldout_rows(settings: Settings, n: int) -> list[dict[str, Any]]:
     """The held-out problems: ``n`` distinct test-split problems of the workload's difficulties."""
-    probs = arith_problems(list(settings.levels), n, seed=0, split="test")
-    tpl = template(settings.workload)
-    return [{"prompt": tpl.messages(p.question), "question": p.question, "answer": p.answer} for p in probs]
+    from empg.data import load_problems
+
+    probs, _ = load_problems("arith", split="test", levels=settings.levels, limit=n, shuffle_seed=0)
+    return rows_of(probs, settings.workload)
 
 
 def evaluate(model: Any, tokenizer: Any, rows: list[dict[str, Any]], settings: Settings) -> dict[str, float]:

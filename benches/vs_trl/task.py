@@ -4,9 +4,9 @@ Both systems load the SAME weights from the same directory (the embedded SmolLM2
 dequantized once from its GGUF to safetensors by :func:`empg.models.embedded_model_dir`, or a tiny
 random Llama saved once from a config) and see the SAME prompts in the same order. Two workloads:
 
-* ``arith``: empg's embedded task (:func:`empg.tasks.make_arith_problems`, difficulty 0, "What is
-  a + b?", unless ``levels`` says otherwise) in empg's ``chat`` template with two worked examples: a long shared prefix, short
-  completions, about half of them right (groups carry signal);
+* ``arith``: empg's embedded task (``load_problems("arith")``: difficulty 0, "What is a + b?",
+  unless ``levels`` says otherwise) in empg's ``chat`` template with two worked examples: a long
+  shared prefix, short completions, about half of them right (groups carry signal);
 * ``gsm8k``: GSM8K train questions zero-shot in the same template (no worked example), long
   completions (the data from ``empg.data.default_data_path``; the workload is skipped without it).
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 MODELS = ("smollm2", "tiny")
 FEWSHOT = {"arith": 2, "gsm8k": 0}
@@ -74,28 +74,25 @@ def missing_data(workload: str) -> str | None:
     return None
 
 
-def arith_problems(levels: Sequence[int], n: int, *, seed: int, split: str) -> list[Any]:
-    """``n`` embedded-task problems of ``levels`` (one difficulty, or an even mix of several)."""
-    from empg.tasks import make_arith_problems, make_mixed_arith_problems
-
-    if len(levels) == 1:
-        return make_arith_problems(n, seed=seed, difficulty=levels[0], split=split)
-    return make_mixed_arith_problems(n, seed=seed, difficulties=levels, split=split)
-
-
 def problems(settings: Settings) -> list[dict[str, Any]]:
     """``prompts_per_iteration * total_iterations`` rows, in the order both systems see them:
     iteration ``i`` uses rows ``[i * P, (i + 1) * P)``. Each row: ``prompt`` (the chat
     conversation of empg's template), ``question`` and ``answer`` (the bare reference, the column
     empg's verifier reads on both sides)."""
+    from empg.data import load_problems
+
     n = settings.prompts_per_iteration * settings.total_iterations
     if settings.workload == "arith":
-        probs = arith_problems(settings.levels, n, seed=settings.seed, split="train")
+        probs, _ = load_problems("arith", split="train", levels=settings.levels, limit=n, shuffle_seed=settings.seed)
     else:
-        from empg.data import load_problems
-
         probs, _ = load_problems("gsm8k", split="train", limit=n)
-    tpl = template(settings.workload)
+    return rows_of(probs, settings.workload)
+
+
+def rows_of(probs: list[Any], workload: str) -> list[dict[str, Any]]:
+    """The rows both systems read: ``prompt`` (the chat conversation of empg's template),
+    ``question`` and ``answer``."""
+    tpl = template(workload)
     return [{"prompt": tpl.messages(p.question), "question": p.question, "answer": p.answer} for p in probs]
 
 
