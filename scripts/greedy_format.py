@@ -5,24 +5,42 @@ kind, and the first five completions.
 
     python scripts/greedy_format.py CHECKPOINT [CHECKPOINT ...]
 """
-import sys, torch
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from empg import verify_batch
 from empg.models import load_model, load_tokenizer
 from empg.prompts import get_template
 from empg.samplers.hf import TransformersSampler
 from empg.sampling import SamplingParams
 from empg.tasks import make_arith_problems
-from empg import verify_batch
-torch.set_num_threads(1)
-tok = load_tokenizer("smollm2-135m-instruct")
-tpl = get_template("plain", fewshot=2, task="arith")
-probs = make_arith_problems(256, seed=0, difficulty=0, split="test")
-ids = [tok(tpl.render(p.question, tok), add_special_tokens=False)["input_ids"] for p in probs]
-for name in ["smollm2-135m-instruct", *sys.argv[1:]]:
-    model = load_model(name).eval()
-    rolls = TransformersSampler(model, tok).generate(ids, SamplingParams(n=1, temperature=0.0, max_new_tokens=32, stop=tpl.stop))
-    right = verify_batch([r.text for r in rolls], [p.answer for p in probs], style="boxed")
-    eq = sum("=" in r.text for r in rolls)
-    print(f"== {name}: greedy {right.mean():.3f}, completions writing the sum out ('='): {eq}/{len(rolls)}; "
-          f"accuracy with '=' {sum(r for r, x in zip(right, rolls) if '=' in x.text)}/{eq}, without {sum(r for r, x in zip(right, rolls) if '=' not in x.text)}/{len(rolls)-eq}")
-    for p, r in list(zip(probs, rolls))[:5]:
-        print(f"   {p.question!r} -> {r.text!r} (ref {p.answer})")
+
+MODEL = "smollm2-135m-instruct"
+
+
+def main(checkpoints: list[str]) -> None:
+    torch.set_num_threads(1)
+    tok = load_tokenizer(MODEL)
+    tpl = get_template("plain", fewshot=2, task="arith")  # the default run's prompt
+    probs = make_arith_problems(256, seed=0, difficulty=0, split="test")
+    ids = [tok(tpl.render(p.question, tok), add_special_tokens=False)["input_ids"] for p in probs]
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=32, stop=tpl.stop)
+    for name in [MODEL, *checkpoints]:
+        rolls = TransformersSampler(load_model(name).eval(), tok).generate(ids, params)
+        right = verify_batch([r.text for r in rolls], [p.answer for p in probs], style="boxed")
+        worked = [("=" in r.text) for r in rolls]
+        eq = sum(worked)
+        right_eq = sum(x for x, w in zip(right, worked) if w)
+        right_bare = sum(x for x, w in zip(right, worked) if not w)
+        print(f"== {name}: greedy {right.mean():.3f}, completions writing the sum out ('='): {eq}/{len(rolls)}; "
+              f"accuracy with '=' {right_eq}/{eq}, without {right_bare}/{len(rolls) - eq}")
+        for p, r in list(zip(probs, rolls))[:5]:
+            print(f"   {p.question!r} -> {r.text!r} (ref {p.answer})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
