@@ -78,8 +78,17 @@ def check_run(res: subprocess.CompletedProcess[str], venv: Path, run_dir: Path, 
     assert int(out.stdout.split()[-1]) > 100_000_000  # SmolLM2-135M, loaded by plain transformers
 
 
+@pytest.fixture
+def newcomer_dir(tmp_path):
+    """A folder for one newcomer's copy, venv and run, removed when the test ends: each venv holds a
+    multi-GB torch, and two of them kept until the session ends can fill a small CI disk."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_readme_first_command_in_a_clean_venv(tmp_path):
+def test_readme_first_command_in_a_clean_venv(newcomer_dir):
+    tmp_path = newcomer_dir
     cmd = readme_first_command()
     assert "requirements-dev" not in cmd and "pip install ." in cmd
     repo = fresh_copy(tmp_path / "clone")
@@ -89,8 +98,9 @@ def test_readme_first_command_in_a_clean_venv(tmp_path):
 
 
 @pytest.mark.slow
-def test_built_wheel_alone_in_a_clean_venv(tmp_path):
+def test_built_wheel_alone_in_a_clean_venv(newcomer_dir):
     """`pip install dist/empg-*.whl` (and the README's model step) resolves everything empg-train needs."""
+    tmp_path = newcomer_dir
     cmd = readme_first_command()
     repo = fresh_copy(tmp_path / "clone")
     env = newcomer_env(tmp_path / "hf-home")
