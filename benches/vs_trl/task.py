@@ -35,7 +35,7 @@ class Settings:
     prompts_per_iteration: int = 2
     group_size: int = 4  # K completions per prompt
     max_new_tokens: int = 48  # completion length cap (stop at EOS only, no stop strings)
-    temperature: float = 0.8  # empg's default; TRL's is 1.0: set on both
+    temperature: float = 0.8  # set on both (TRL's default is 1.0)
     top_p: float = 1.0  # no top-k in either system
     lr: float = 1e-5  # AdamW, weight decay 0, betas (0.9, 0.999), constant schedule, no warm-up
     max_grad_norm: float = 1.0

@@ -68,9 +68,9 @@ class RewardConfig:
 @dataclass
 class SamplingConfig:
     sampler: str = "auto"  # auto | transformers | vllm (auto: vllm on CUDA when it runs there, see empg.samplers)
-    prompts_per_iteration: int = 8  # questions per E-step
-    group_size: int = 8  # K completions per question
-    temperature: float = 0.8
+    prompts_per_iteration: int = 16  # questions per E-step
+    group_size: int = 4  # K completions per question
+    temperature: float = 1.0  # the policy itself (docs/default_run.md: 0.8 learned less)
     top_p: float = 1.0
     max_new_tokens: int = 32
     stop: list[str] = field(default_factory=list)  # extra stop strings (the template adds its own)
