@@ -3,7 +3,8 @@
 Each arm of the embedded default run has its directory under ``docs/default_run/`` holding the run's
 own ``config.yaml`` and ``metrics.jsonl`` (copied from its run directory, unchanged) and ``run.json``
 (the commit, machine and load it ran at); the default (EM-PG) at other seeds has the same under
-``docs/default_run/seeds/seed-N/`` (seed 0 is the EM-PG arm itself). This script writes the tables between the
+``docs/default_run/seeds/seed-N/`` (seed 0 is the EM-PG arm itself); ``docs/default_run/earlier/`` keeps the
+same for the default before its E-step changed. This script writes the tables between the
 ``<!-- default-run:NAME -->`` / ``<!-- /default-run:NAME -->`` markers; ``--check`` fails when the
 committed files differ from what it would write (a test runs it).
 
@@ -115,8 +116,8 @@ def seeds_table(runs: dict[int, dict]) -> list[str]:
 def explored_table(runs: dict[str, dict]) -> list[str]:
     """The settings tried on the way (``docs/default_run/explored/<name>/``): what each changed from
     the default, how far it ran, and its held-out greedy accuracy at each evaluation."""
-    lines = ["| run | changed from the default | seed | iterations run | held-out problems | greedy accuracy "
-             "(iteration: value) |", "|---|---|---:|---:|---:|---|"]
+    lines = ["| run | changed from the earlier default (8 prompts × K = 8, T = 0.8) | seed | iterations run "
+             "| held-out problems | greedy accuracy (iteration: value) |", "|---|---|---:|---:|---:|---|"]
     for name, arm in sorted(runs.items()):
         cfg, run = arm["config"], arm["run"]
         curve = ", ".join(f"{int(e['iteration'])}: {_pct(e['eval/greedy_acc'])}" for e in arm["evals"])
@@ -151,9 +152,17 @@ def sections(arms: dict[str, dict], seeds: dict[int, dict]) -> dict[str, list[st
     out = {"accuracy": accuracy_table(arms), "runs": run_line(arms), "seeds": seeds_table(seeds),
            "explored": explored_table({d.name: load_arm(f"explored/{d.name}") for d in sorted((RUNS / "explored").glob("*"))
                                        if d.is_dir()})}
+    if (RUNS / "earlier").is_dir():  # the default before its E-step changed, kept for comparison
+        out["seeds-earlier"] = seeds_table(load_seeds("earlier/"))
     for a, arm in arms.items():
         out[f"iterations-{a}"] = iteration_table(arm)
     return out
+
+
+def load_seeds(prefix: str = "") -> dict[int, dict]:
+    """Seed 0 (the EM-PG arm) and every other seed that has a directory under ``<prefix>seeds/``."""
+    return {0: load_arm(f"{prefix}empg"), **{k: load_arm(f"{prefix}seeds/seed-{k}") for k in SEEDS
+                                              if (RUNS / f"{prefix}seeds/seed-{k}").is_dir()}}
 
 
 def render(text: str, parts: dict[str, list[str]]) -> str:
@@ -209,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.what == "run":
         run_arms(args.work, args.overrides)
-    parts = sections({a: load_arm(a) for a in ARMS},
-                     {0: load_arm("empg"), **{k: load_arm(f"seeds/seed-{k}") for k in SEEDS
-                                               if (RUNS / f"seeds/seed-{k}").is_dir()}})
+    parts = sections({a: load_arm(a) for a in ARMS}, load_seeds())
     stale = []
     for target in TARGETS:
         old = target.read_text()

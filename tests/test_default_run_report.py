@@ -37,13 +37,21 @@ def test_a_seed_learns_only_when_its_rise_exceeds_the_half_width():
         assert lines[-1] == f"Greedy rise above its half-width in {int(verdict == 'yes')} of 1 seeds."
 
 
+def test_earlier_default_seeds_table_is_rendered_from_its_own_files():
+    seeds = report.load_seeds("earlier/")
+    assert len(seeds) == 5
+    parts = report.sections({a: report.load_arm(a) for a in report.ARMS}, report.load_seeds())
+    assert parts["seeds-earlier"] == report.seeds_table(seeds) != parts["seeds"]
+
+
 def test_explored_runs_table_lists_each_run_and_its_evaluations():
     runs = {d.name: report.load_arm(f"explored/{d.name}") for d in sorted((report.RUNS / "explored").iterdir())}
     lines = report.explored_table(runs)
     assert len(lines) == 2 + len(runs) and len(runs) >= 1
     for line, (name, arm) in zip(lines[2:], sorted(runs.items())):
         assert line.startswith(f"| {name} | {arm['run']['changes']} |")
-        assert f"0: {report._pct(arm['evals'][0]['eval/greedy_acc'])}" in line
+        first = arm["evals"][0]  # iteration 0 where the run evaluated before training
+        assert f"| {int(first['iteration'])}: {report._pct(first['eval/greedy_acc'])}" in line
 
 
 def test_wilson_interval_brackets_the_estimate():
