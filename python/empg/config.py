@@ -99,7 +99,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 2
-    schedule: str = "constant"  # constant | linear | cosine (after warm-up)
+    schedule: str = "linear"  # constant | linear | cosine (after warm-up); linear: to 0 at the last step, as TRL
     max_grad_norm: float = 1.0  # clip the gradient norm (0 = off)
     seed: int = 0
     max_bad_steps: int = 3  # stop after this many optimizer steps in a row with a NaN/inf loss or grad
