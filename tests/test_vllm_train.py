@@ -16,8 +16,10 @@ from faultkit import run_train
 
 pytestmark = [pytest.mark.vllm_engine, pytest.mark.slow]
 
+# The default's 32 new tokens: at 16 most completions stop before their \boxed{} answer, every
+# reward is 0 and no group has a signal to train on.
 SHORT = ["sampling.sampler=vllm", "sampling.prompts_per_iteration=4", "sampling.group_size=4",
-         "sampling.max_new_tokens=16", "data.eval_limit=4", "eval.samples=0", "eval.pass_k=[1]",
+         "data.eval_limit=4", "eval.samples=0", "eval.pass_k=[1]",
          "log.report_to=[]", "log.progress=false"]
 
 
