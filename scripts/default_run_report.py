@@ -4,7 +4,7 @@ Each arm of the embedded default run has its directory under ``docs/default_run/
 own ``config.yaml`` and ``metrics.jsonl`` (copied from its run directory, unchanged) and ``run.json``
 (the commit, machine and load it ran at); the default (EM-PG) at other seeds has the same under
 ``docs/default_run/seeds/seed-N/`` (seed 0 is the EM-PG arm itself); ``docs/default_run/earlier/`` keeps the
-same for the default before its E-step changed. This script writes the tables between the
+same for the default before its E-step and lr schedule changed. This script writes the tables between the
 ``<!-- default-run:NAME -->`` / ``<!-- /default-run:NAME -->`` markers; ``--check`` fails when the
 committed files differ from what it would write (a test runs it).
 
@@ -152,7 +152,7 @@ def sections(arms: dict[str, dict], seeds: dict[int, dict]) -> dict[str, list[st
     out = {"accuracy": accuracy_table(arms), "runs": run_line(arms), "seeds": seeds_table(seeds),
            "explored": explored_table({d.name: load_arm(f"explored/{d.name}") for d in sorted((RUNS / "explored").glob("*"))
                                        if d.is_dir()})}
-    if (RUNS / "earlier").is_dir():  # the default before its E-step changed, kept for comparison
+    if (RUNS / "earlier").is_dir():  # the default before its E-step and lr schedule changed
         out["seeds-earlier"] = seeds_table(load_seeds("earlier/"))
     for a, arm in arms.items():
         out[f"iterations-{a}"] = iteration_table(arm)
