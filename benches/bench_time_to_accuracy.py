@@ -17,9 +17,9 @@ with two worked examples, P prompts x K completions per iteration in the same or
 same length cap, AdamW at the same lr, one optimizer step per iteration, the same verifier as the
 reward. Each arm trains until its training wall-clock reaches the budget; the clock runs only while
 it trains (sampling, scoring, the update) and stops while it is evaluated. After the iteration that
-crosses each of ``--marks`` seconds of training (and at the end) the model is evaluated by the SAME code for every arm: greedy
-completions of the held-out problems (test split, disjoint from training) from empg's
-prefix-shared transformers sampler, judged by empg's verifier. The initial weights are evaluated
+crosses each of ``--marks`` seconds of training (and at the end) the model is evaluated by the SAME
+code for every arm: greedy completions of the held-out problems (test split, disjoint from
+training) from empg's prefix-shared transformers sampler, judged by empg's verifier. The initial weights are evaluated
 once (every arm starts from them).
 
 Records: ``<out>/runs.jsonl`` (one line per arm and seed: every evaluation with the training
@@ -174,7 +174,7 @@ def arm_main(a: argparse.Namespace) -> None:
     torch.manual_seed(settings.seed)
     eval_rows = heldout_rows(settings, a.eval_n)
     t0 = time.time()
-    clock_args = (a.budget_s, [float(x) for x in a.marks.split(",") if x])
+    clock_args = (a.budget_s, a.mark_s)
     clock = (run_trl(settings, clock_args, eval_rows) if a.arm == "trl"
              else run_empg(settings, OVERRIDES[a.arm], clock_args, eval_rows))
     rec = {"arm": a.arm, "seed": settings.seed, "wall_s": time.time() - t0, "rows": clock.rows}
@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("budget_s", "marks", "eval_n", "seeds"):
         if getattr(a, k) is None:
             setattr(a, k, size[k])
+    a.mark_s = [float(x) for x in a.marks.split(",") if x]  # the string goes on to the arm workers
     if a.arm:
         (baseline_main if a.arm == "start" else arm_main)(a)
         return 0
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir(settings(0).model)  # converted once, before the workers race for it
     meta = {"machine": machine_line(), "commit": _commit(), "load_start": [round(x, 2) for x in os.getloadavg()],
             "settings": {k: v for k, v in settings(0).to_dict().items() if k not in ("seed", "iterations", "warmup")},
-            "budget_s": a.budget_s, "marks": [float(x) for x in a.marks.split(",") if x], "eval_n": a.eval_n, "arms": arms,
+            "budget_s": a.budget_s, "marks": a.mark_s, "eval_n": a.eval_n, "arms": arms,
             "seeds": list(range(1, a.seeds + 1)), "parallel": a.parallel, "started": time.strftime("%Y-%m-%d %H:%M")}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     records = out / "runs.jsonl"

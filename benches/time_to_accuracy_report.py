@@ -68,12 +68,9 @@ def report(meta: dict, runs: list[dict]) -> str:
     for arm in arms:
         cells = []
         for t in marks:
-            got = [after(r["rows"], t) for r in by_arm[arm]]
-            vals = [x["greedy_acc"] for x in got if x is not None]
-            cells.append(f"{100 * np.mean(vals):.1f} (" + ", ".join(
-                f"{100 * x['greedy_acc']:.1f} @ {x['train_s']:.0f} s/{x['iterations']} it" for x in got if x is not None)
-                + ")"
-                if vals else "n/a")
+            got = [x for x in (after(r["rows"], t) for r in by_arm[arm]) if x is not None]
+            seeds = ", ".join(f"{100 * x['greedy_acc']:.1f} @ {x['train_s']:.0f} s/{x['iterations']} it" for x in got)
+            cells.append(f"{100 * np.mean([x['greedy_acc'] for x in got]):.1f} ({seeds})" if got else "n/a")
         iters = [r["rows"][-1]["iterations"] for r in by_arm[arm]]
         per_it = [r["rows"][-1]["train_s"] / max(1, r["rows"][-1]["iterations"]) for r in by_arm[arm]]
         reach = [time_to(r["rows"], target) for r in by_arm[arm]]
@@ -81,8 +78,8 @@ def report(meta: dict, runs: list[dict]) -> str:
         out.append(f"| {WHAT.get(arm, arm)} | " + " | ".join(cells) + f" | {', '.join(map(str, iters))} | "
                    f"{np.mean(per_it):.1f} | {reach_s} |")
     out += ["", "An evaluation runs after the iteration in which the training clock passes a mark, so a slower "
-            "arm's cell can come from later in its training. An arm's iterations differ in cost: TRL recomputes the shared prompt prefix for every completion in sampling and in the "
-            "update; empg computes it once, and (as shipped) skips the groups whose completions all scored alike.", ""]
+            "arm's cell can come from later in its training. An arm's iterations differ in cost: TRL recomputes "
+            "the shared prompt prefix for every completion in sampling and in the update; empg computes it once, and (as shipped) skips the groups whose completions all scored alike.", ""]
     return "\n".join(out)
 
 

@@ -13,23 +13,24 @@ import sys
 import torch
 
 from empg import verify_batch
+from empg.config import load_config
+from empg.data import load_problems
 from empg.models import load_model, load_tokenizer
 from empg.prompts import get_template
 from empg.samplers.hf import TransformersSampler
 from empg.sampling import SamplingParams
-from empg.tasks import make_arith_problems
-
-MODEL = "smollm2-135m-instruct"
 
 
 def main(checkpoints: list[str]) -> None:
     torch.set_num_threads(1)
-    tok = load_tokenizer(MODEL)
-    tpl = get_template("plain", fewshot=2, task="arith")  # the default run's prompt
-    probs = make_arith_problems(256, seed=0, difficulty=0, split="test")
+    cfg = load_config(None, [])  # the default run's model, held-out problems and prompt
+    d = cfg.data
+    tok = load_tokenizer(cfg.model.name)
+    tpl = get_template(d.template, fewshot=d.fewshot, task=d.source)
+    probs, _ = load_problems(d.source, split=d.eval_split, limit=d.eval_limit, shuffle_seed=d.shuffle_seed)
     ids = [tok(tpl.render(p.question, tok), add_special_tokens=False)["input_ids"] for p in probs]
-    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=32, stop=tpl.stop)
-    for name in [MODEL, *checkpoints]:
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=cfg.sampling.max_new_tokens, stop=tpl.stop)
+    for name in [cfg.model.name, *checkpoints]:
         rolls = TransformersSampler(load_model(name).eval(), tok).generate(ids, params)
         right = verify_batch([r.text for r in rolls], [p.answer for p in probs], style="boxed")
         worked = [("=" in r.text) for r in rolls]

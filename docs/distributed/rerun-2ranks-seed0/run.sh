@@ -1,6 +1,6 @@
 #!/bin/bash
 # The 2-rank seed-0 default run of docs/distributed.md (commit aedf969, difficulty 0 = 1..20, 64 held-out),
-# again, with a greedy evaluation after every iteration; then its final checkpoint on all 105 held-out sums.
+# again, with a greedy evaluation after every iteration.
 set -e
 source ~/.cache/empg/venv/bin/activate
 cd /work/snap-old
