@@ -38,6 +38,7 @@ INVALID = [  # (override, the key the error must name)
     ("train.kl_beta=-0.1", "train.kl_beta"),
     ("train.warmup_steps=-1", "train.warmup_steps"),
     ("train.iterations=-1", "train.iterations"),
+    ("eval.every_limit=-1", "eval.every_limit"),
     ("data.truncation=right", "data.truncation"),
     ("data.max_prompt_length=-1", "data.max_prompt_length"),
     ("reward.weights=[1, 2]", "reward.weights"),  # two weights, one function (the verifier)

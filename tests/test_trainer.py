@@ -151,6 +151,14 @@ def test_custom_column_names_from_a_file_and_from_config(tmp_path):
     assert records(tmp_path / "b", "train")
 
 
+def test_intermediate_evaluations_use_the_first_every_limit_problems(tmp_path):
+    cfg = tiny_config(tmp_path, "train.iterations=3", "eval.every=1", "eval.every_limit=1", "eval.samples=0",
+                      "eval.pass_k=[]")
+    empg.Trainer(train_dataset=ROWS, eval_dataset=ROWS, config=cfg).train()
+    got = [(r["iteration"], r["eval/problems"]) for r in records(tmp_path, "eval")]
+    assert got == [(0, 4), (1, 1), (2, 1), (3, 4)]  # before and at the end: all of them
+
+
 def test_the_verifier_needs_an_answer_column(tmp_path):
     rows = [{"question": "What is 1 + 1?", "solution": "2"}]
     with pytest.raises(empg.DataError, match=r"train_dataset row 1: no 'answer' column, needed by the verifier"):

@@ -108,6 +108,8 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     every: int = 0  # evaluate every N iterations (0 = only before and after training)
+    every_limit: int = 0  # at those marks only the first N held-out problems, a cheap curve (0 = all);
+    #                       before training and at the end, all of them
     before: bool = True  # evaluate at iteration 0, before any update
     greedy: bool = True  # greedy pass@1
     samples: int = 2  # n samples per problem for sampled pass@1 / pass@k (0 = no sampled eval)
@@ -364,6 +366,7 @@ def validate(cfg: Config) -> None:
     _need(cfg.model.device == "auto" or cfg.model.device == "cpu"
           or cfg.model.device.startswith("cuda"), "model.device", "must be auto, cpu or cuda[:N]")
     _need(e.every >= 0, "eval.every", "must be >= 0")
+    _need(e.every_limit >= 0, "eval.every_limit", "must be >= 0")
     _need(e.samples >= 0, "eval.samples", "must be >= 0")
     _need(e.temperature > 0 or e.samples <= 1, "eval.temperature", "must be > 0 for several samples")
     for k in e.pass_k:

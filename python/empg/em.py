@@ -165,7 +165,7 @@ def train(s: Setup, stop: GracefulStop) -> dict[str, Any]:
             break
         done = it == t.iterations
         if (cfg.eval.every and it % cfg.eval.every == 0) or done:
-            last_eval = _eval_and_log(s, it, f"iteration {it}") or last_eval
+            last_eval = _eval_and_log(s, it, f"iteration {it}", 0 if done else cfg.eval.every_limit) or last_eval
         if (cfg.checkpoint.every and it % cfg.checkpoint.every == 0) or done:
             rt.save_if_good(s, it)
         bar.update(1)
@@ -189,8 +189,8 @@ def _train_row(s: Setup, est: EStep, mst: dict[str, float], mstep_s: float, sync
     return row
 
 
-def _eval_and_log(s: Setup, iteration: int, when: str) -> dict[str, Any]:
-    out = run_eval(s)
+def _eval_and_log(s: Setup, iteration: int, when: str, limit: int = 0) -> dict[str, Any]:
+    out = run_eval(s, limit)
     if out:
         assert s.log is not None
         s.log.log(iteration, {"kind": "eval", **out})

@@ -105,14 +105,15 @@ def eval_metrics(raw: EvalRaw, pass_k: Sequence[int] = (1,)) -> dict[str, Any]:
     return out
 
 
-def run_eval(s: Setup) -> dict[str, Any]:
-    """Held-out metrics of the run's current model ({} without held-out rows); under torchrun each
-    sampler group evaluates its share of the problems."""
-    if not len(s.eval):
+def run_eval(s: Setup, limit: int = 0) -> dict[str, Any]:
+    """Held-out metrics of the run's current model on its first ``limit`` held-out problems (0 =
+    all; {} without held-out rows); under torchrun each sampler group evaluates its share."""
+    n = min(limit, len(s.eval)) if limit else len(s.eval)
+    if not n:
         return {}
     e, smp = s.cfg.eval, s.cfg.sampling
     group, groups = sampler_group(s)
-    lo, hi = distributed.shard_bounds(len(s.eval), groups, group)
+    lo, hi = distributed.shard_bounds(n, groups, group)
     rows = list(range(lo, hi))
     raw = evaluate_raw(s.sampler, s.eval.prompt_ids[lo:hi], lambda rolls: s.rewards(s.eval.batch(rows, rolls)).total,
                        stop=s.stop, max_new_tokens=e.max_new_tokens or smp.max_new_tokens,
