@@ -1,6 +1,7 @@
 """learning.md and learning.png from the records of benches/bench_learning.py (``runs.jsonl``,
 ``meta.json``): per arm the mean ± 95% CI over seeds, the paired EM-PG − GRPO difference with a
-paired bootstrap CI, and the curves (E-step sampled accuracy per iteration) with bands.
+paired bootstrap CI, the held-out greedy curve, and a plot of the curves (held-out greedy, E-step
+sampled accuracy) with bands.
 
     python benches/learning_report.py benches/results/learning [--out benches/results/learning.md]
 """
@@ -114,6 +115,7 @@ def report(meta: dict, runs: list[dict]) -> list[str]:
         lo, hi = paired_bootstrap(d)
         lines.append(f"| {reuse} | {len(common)} | {100 * d.mean():+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
                      + ", ".join(f"{100 * x:+.1f}" for x in d) + " |")
+    lines += curve_table(runs, by_arm)
     keys = sorted({k for r in cmp for t in trains(r) for k in t if k.startswith("behaviour/")})
     if keys:
         lines += ["", f"Behaviour counts of the E-step completions (share, mean of the last {LAST} iterations "
@@ -122,6 +124,36 @@ def report(meta: dict, runs: list[dict]) -> list[str]:
         for (obj, reuse), seeds in sorted(by_arm.items()):
             vals = [np.mean([late(r, k) for r in seeds.values()]) for k in keys]
             lines.append(f"| {obj}, reuse {reuse} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+    return lines
+
+
+def curve_start(runs: list[dict]) -> dict[int, float]:
+    """The initial model's greedy accuracy by the number of held-out problems evaluated."""
+    return {int(evals(r)[0]["eval/problems"]): float(evals(r)[0]["eval/greedy_acc"])
+            for r in runs if r["role"].startswith("baseline")}
+
+
+def curve(recs: list[dict]) -> list[tuple[int, int, np.ndarray]]:
+    """(iteration, problems, greedy accuracy per seed) at each held-out evaluation of the runs."""
+    marks = [(int(e["iteration"]), int(e["eval/problems"])) for e in evals(recs[0])]
+    return [(it, n, np.array([next(e["eval/greedy_acc"] for e in evals(r) if e["iteration"] == it) for r in recs]))
+            for it, n in marks]
+
+
+def curve_table(runs: list[dict], by_arm: dict[tuple[str, int], dict[int, dict]]) -> list[str]:
+    """Held-out greedy accuracy at every evaluation, iteration 0 being the initial model."""
+    marks = [(it, n) for it, n, _ in curve(list(next(iter(by_arm.values())).values()))]
+    if len(marks) < 2:
+        return []
+    start = curve_start(runs)
+    cols = [(0, n) for n in sorted(start) if n in {m for _, m in marks}] + marks
+    lines = ["", "**Held-out greedy curve** (percent, mean ± 95% t-interval over seeds; iteration 0 is the "
+             "initial model):", "", "| arm | " + " | ".join(f"it {it}, {n} problems" for it, n in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for (obj, reuse), seeds in sorted(by_arm.items()):
+        cells = {(it, n): _fmt(*mean_ci(acc)) for it, n, acc in curve(list(seeds.values()))}
+        cells.update({(0, n): f"{100 * start[n]:.1f}" for n in start})
+        lines.append(f"| {obj}, reuse {reuse} | " + " | ".join(cells.get(c, "") for c in cols) + " |")
     return lines
 
 
@@ -135,29 +167,40 @@ def plot(runs: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [2, 1]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     arms: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for r in runs:
         if r["role"] == "compare":
             arms[r["objective"], r["reuse"]].append(r)
-    start = next(evals(r)[0]["eval/greedy_acc"] for r in runs if r["role"] == "baseline")
-    for j, ((obj, reuse), recs) in enumerate(sorted(arms.items())):
+    start = curve_start(runs)
+    for (obj, reuse), recs in sorted(arms.items()):
+        points = curve(recs)
+        small = [(it, acc) for it, n, acc in points if n != points[-1][1]]  # the intermediate marks' set
+        n_small = next((n for _, n, _ in points if n != points[-1][1]), None)
+        xs = ([0] if n_small in start else []) + [it for it, _ in small]
+        mh = ([(start[n_small], 0.0)] if n_small in start else []) + [mean_ci(acc) for _, acc in small]
+        m, h = np.array([a for a, _ in mh]), np.nan_to_num(np.array([b for _, b in mh]))
+        line, = left.plot(xs, 100 * m, marker="o", label=f"{obj}, reuse {reuse}")
+        left.fill_between(xs, 100 * (m - h), 100 * (m + h), alpha=0.15, color=line.get_color())
+        it_end, n_end, acc_end = points[-1]
+        me, he = mean_ci(acc_end)
+        left.errorbar([it_end], [100 * me], yerr=[[100 * np.nan_to_num(he)]], fmt="s", mfc="none", capsize=4,
+                      color=line.get_color())
         its = [t["iteration"] for t in trains(recs[0])]
         acc = np.array([[t["reward/mean"] for t in trains(r)] for r in recs])
         m = acc.mean(axis=0)
-        h = np.array([mean_ci(acc[:, i])[1] for i in range(acc.shape[1])]) if len(recs) > 1 else np.zeros_like(m)
-        left.plot(its, 100 * m, marker="o", label=f"{obj}, reuse {reuse}")
-        left.fill_between(its, 100 * (m - np.nan_to_num(h)), 100 * (m + np.nan_to_num(h)), alpha=0.2)
-        after = np.array([final_greedy_of(r) for r in recs])
-        mm, hh = mean_ci(after)
-        right.errorbar([j], [100 * mm], yerr=[[100 * np.nan_to_num(hh)]], fmt="o", capsize=4)
-    right.axhline(100 * start, color="grey", linestyle="--", label="initial model")
-    right.set_xticks(range(len(arms)), [f"{o}\nreuse {r}" for o, r in sorted(arms)])
-    left.set_xlabel("iteration")
-    left.set_ylabel("E-step sampled accuracy, T = 0.8 (%)")
-    right.set_ylabel("held-out greedy accuracy after (%)")
-    left.legend()
-    right.legend()
+        h = np.nan_to_num(np.array([mean_ci(acc[:, i])[1] for i in range(acc.shape[1])]))
+        right.plot(its, 100 * m, marker="o", label=f"{obj}, reuse {reuse}", color=line.get_color())
+        right.fill_between(its, 100 * (m - h), 100 * (m + h), alpha=0.15, color=line.get_color())
+    n_end = max(start) if start else 0
+    if n_end in start:
+        left.axhline(100 * start[n_end], color="grey", linestyle="--", label=f"initial model, {n_end} problems")
+    left.set_xlabel("iteration (circles: the first intermediate-set problems; squares: all, at the end)")
+    left.set_ylabel("held-out greedy accuracy (%)")
+    right.set_xlabel("iteration")
+    right.set_ylabel("E-step sampled accuracy, T = 0.8 (%)")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -108,8 +108,8 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     every: int = 0  # evaluate every N iterations (0 = only before and after training)
-    every_limit: int = 0  # at those marks only the first N held-out problems, a cheap curve (0 = all);
-    #                       before training and at the end, all of them
+    every_limit: int = 0  # before training and at the eval.every marks only the first N held-out
+    #                       problems, a cheap curve (0 = all); the evaluation at the end uses them all
     before: bool = True  # evaluate at iteration 0, before any update
     greedy: bool = True  # greedy pass@1
     samples: int = 2  # n samples per problem for sampled pass@1 / pass@k (0 = no sampled eval)

@@ -123,7 +123,7 @@ def train(s: Setup, stop: GracefulStop) -> dict[str, Any]:
         s.say(f"empg: resumed from {s.extra['resumed_from']} at iteration {s.iteration}")
     last_eval: dict[str, Any] = {}
     if s.iteration == 0 and cfg.eval.before:
-        last_eval = _eval_and_log(s, 0, "before training")
+        last_eval = _eval_and_log(s, 0, "before training", cfg.eval.every_limit)
     bar = rt.progress_bar(s)
     while s.iteration < t.iterations:
         it = s.iteration + 1
