@@ -101,7 +101,8 @@ def report(meta: dict, runs: list[dict]) -> list[str]:
                      f"| {steps.mean():.0f} | {wall.mean():.0f} |")
     lines += ["", "Accuracies in percent, mean ± 95% t-interval half-width over seeds. Sampled: the E-step's mean "
               "reward (T = 0.8, K samples of fresh training problems, not yet trained on); the first E-step "
-              "samples the initial weights. Optimizer steps: per run (zero-signal groups shorten M-steps).", "",
+              "samples the initial weights. Optimizer steps: per run (zero-signal groups shorten M-steps). Wall: "
+              "per run, its held-out evaluations included.", "",
               "**Paired difference EM-PG − GRPO** in final held-out greedy accuracy (same seed: the same first "
               "E-step):", "",
               "| reuse | pairs | mean difference (points) | 95% paired bootstrap CI | per seed |",
@@ -195,10 +196,16 @@ def plot(runs: list[dict], out: Path) -> None:
     n_end = max(start) if start else 0
     if n_end in start:
         left.axhline(100 * start[n_end], color="grey", linestyle="--", label=f"initial model, {n_end} problems")
-    left.set_xlabel("iteration (circles: the first intermediate-set problems; squares: all, at the end)")
+    sizes = sorted({n for recs in arms.values() for _, n, _ in curve(recs)})
+    left.set_title("held-out greedy: " + " (circles), ".join(f"{n} problems" for n in sizes) + " (squares, at the end)",
+                   fontsize=9)
+    left.set_xlabel("iteration")
     left.set_ylabel("held-out greedy accuracy (%)")
+    right.set_title("E-step: fresh training problems, sampled at T = 0.8", fontsize=9)
     right.set_xlabel("iteration")
-    right.set_ylabel("E-step sampled accuracy, T = 0.8 (%)")
+    right.set_ylabel("E-step sampled accuracy (%)")
+    for ax in (left, right):
+        ax.set_ylim(0, 100)
     left.legend(fontsize=8)
     right.legend(fontsize=8)
     fig.tight_layout()

@@ -39,6 +39,8 @@ def test_harness_runs_every_arm_and_reports(tmp_path):
     assert learning_report.main([str(out)]) == 0
     md = (tmp_path / "learning.md").read_text()
     assert "| empg, reuse 4 | 1 |" in md and "| 4 | 1 |" in md and "initial model" in md and " of 1 |" in md
+    # the held-out curve: the initial model on both sets, then every evaluation of the runs
+    assert "| arm | it 0, 4 problems | it 0, 8 problems | it 1, 4 problems | it 2, 8 problems |" in md
     assert (tmp_path / "learning.png").read_bytes()[:4] == b"\x89PNG"
     # --resume keeps what is there and runs only what is missing
     lines = (out / "runs.jsonl").read_text().splitlines()
