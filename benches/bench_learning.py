@@ -21,7 +21,7 @@ Each run is the real `empg-train` in a subprocess (two at a time, one torch thre
 compact record of every run (arm, seed, settings, every train and eval row) is appended to
 ``<out>/runs.jsonl``, which ``benches/learning_report.py`` turns into ``learning.md`` and a plot.
 
-    python benches/bench_learning.py --out benches/results/learning          # ~2 hours on 2 cores
+    python benches/bench_learning.py --out benches/results/learning          # ~2.5 hours on 2 cores
     python benches/bench_learning.py --tiny --out /tmp/learning               # harness smoke test
     python benches/learning_report.py benches/results/learning
 """
