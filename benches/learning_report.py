@@ -176,14 +176,14 @@ def plot(runs: list[dict], out: Path) -> None:
     start = curve_start(runs)
     for (obj, reuse), recs in sorted(arms.items()):
         points = curve(recs)
-        small = [(it, acc) for it, n, acc in points if n != points[-1][1]]  # the intermediate marks' set
-        n_small = next((n for _, n, _ in points if n != points[-1][1]), None)
-        xs = ([0] if n_small in start else []) + [it for it, _ in small]
-        mh = ([(start[n_small], 0.0)] if n_small in start else []) + [mean_ci(acc) for _, acc in small]
+        small = [(it, n, acc) for it, n, acc in points[:-1]]  # the marks before the end: the smaller set
+        n_small = small[0][1] if small else None
+        xs = ([0] if n_small in start else []) + [it for it, _, _ in small]
+        mh = ([(start[n_small], 0.0)] if n_small in start else []) + [mean_ci(acc) for _, _, acc in small]
         m, h = np.array([a for a, _ in mh]), np.nan_to_num(np.array([b for _, b in mh]))
         line, = left.plot(xs, 100 * m, marker="o", label=f"{obj}, reuse {reuse}")
         left.fill_between(xs, 100 * (m - h), 100 * (m + h), alpha=0.15, color=line.get_color())
-        it_end, n_end, acc_end = points[-1]
+        it_end, _, acc_end = points[-1]
         me, he = mean_ci(acc_end)
         left.errorbar([it_end], [100 * me], yerr=[[100 * np.nan_to_num(he)]], fmt="s", mfc="none", capsize=4,
                       color=line.get_color())
@@ -193,9 +193,9 @@ def plot(runs: list[dict], out: Path) -> None:
         h = np.nan_to_num(np.array([mean_ci(acc[:, i])[1] for i in range(acc.shape[1])]))
         right.plot(its, 100 * m, marker="o", label=f"{obj}, reuse {reuse}", color=line.get_color())
         right.fill_between(its, 100 * (m - h), 100 * (m + h), alpha=0.15, color=line.get_color())
-    n_end = max(start) if start else 0
-    if n_end in start:
-        left.axhline(100 * start[n_end], color="grey", linestyle="--", label=f"initial model, {n_end} problems")
+    if start:
+        n_all = max(start)
+        left.axhline(100 * start[n_all], color="grey", linestyle="--", label=f"initial model, {n_all} problems")
     sizes = sorted({n for recs in arms.values() for _, n, _ in curve(recs)})
     left.set_title("held-out greedy: " + " (circles), ".join(f"{n} problems" for n in sizes) + " (squares, at the end)",
                    fontsize=9)
