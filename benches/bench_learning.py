@@ -11,10 +11,9 @@ both reuse settings.
 What it measures, per run: held-out greedy accuracy every 2 iterations (the curve: the first 256
 held-out problems at iterations 2, 4 and 6, ``eval.every_limit``; all 1,000 at the end; the initial
 model's accuracy on the 256 and on the 1,000 is one ``baseline`` run each, since every arm starts
-from the same weights);
-and per iteration, the E-step's own numbers: its mean reward is the sampled (T = 0.8) accuracy on
-fresh training problems, drawn new each iteration and not trained on before; its mean length and
-behaviour counts. A greedy pass costs about 3 core-minutes per 1,000 problems on this CPU, hence the
+from the same weights); and per iteration, the E-step's own numbers: its mean reward is the sampled
+(T = 0.8) accuracy on fresh training problems, drawn new each iteration and not trained on before;
+its mean length and behaviour counts. A greedy pass costs about 3 core-minutes per 1,000 problems on this CPU, hence the
 smaller set at the intermediate marks.
 
 Each run is the real `empg-train` in a subprocess (two at a time, one torch thread each); the
@@ -51,8 +50,8 @@ SWEEP_LRS = (5e-6, 1e-5, 2e-5)
 # temperature and the lr schedule are pinned at what the committed records ran with (the defaults
 # are now T = 1.0 and a linear decay).
 TASK = ["data.source=arith", "data.levels=[1,2]", "data.eval_limit=1000", "eval.before=false", "eval.every=2",
-        "eval.every_limit=256", "eval.samples=0", "eval.pass_k=[]", "train.iterations=8", "sampling.prompts_per_iteration=4",
-        "sampling.group_size=8", "sampling.temperature=0.8", "train.schedule=constant", "train.steps_per_epoch=2",
+        "eval.every_limit=256", "eval.samples=0", "eval.pass_k=[]", "train.iterations=8",
+        "sampling.prompts_per_iteration=4", "sampling.group_size=8", "sampling.temperature=0.8", "train.schedule=constant", "train.steps_per_epoch=2",
         "log.progress=false", "model.threads=1"]
 # The sweep only ranks learning rates: no curve, and half the held-out problems at the end.
 SWEEP = ["eval.every=0"]
@@ -61,8 +60,8 @@ SWEEP_EVAL = ["data.eval_limit=500"]
 BASELINE_CURVE = ["train.iterations=0", "eval.before=true"]  # on the curve's problems (eval.every_limit)
 BASELINE = [*BASELINE_CURVE, "eval.every_limit=0"]  # on all of them
 TINY = ["model.name=tiny-llama", "data.source=arith", "data.eval_limit=8", "eval.before=false", "eval.every=1",
-        "eval.every_limit=4", "eval.samples=0", "eval.pass_k=[]", "train.iterations=2", "sampling.prompts_per_iteration=2",
-        "sampling.group_size=4", "sampling.max_new_tokens=8", "log.progress=false", "model.threads=1",
+        "eval.every_limit=4", "eval.samples=0", "eval.pass_k=[]", "train.iterations=2",
+        "sampling.prompts_per_iteration=2", "sampling.group_size=4", "sampling.max_new_tokens=8", "log.progress=false", "model.threads=1",
         "log.report_to=[]"]
 
 

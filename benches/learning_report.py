@@ -176,7 +176,7 @@ def plot(runs: list[dict], out: Path) -> None:
     start = curve_start(runs)
     for (obj, reuse), recs in sorted(arms.items()):
         points = curve(recs)
-        small = [(it, n, acc) for it, n, acc in points[:-1]]  # the marks before the end: the smaller set
+        small = points[:-1]  # the marks before the end: the smaller set
         n_small = small[0][1] if small else None
         xs = ([0] if n_small in start else []) + [it for it, _, _ in small]
         mh = ([(start[n_small], 0.0)] if n_small in start else []) + [mean_ci(acc) for _, _, acc in small]

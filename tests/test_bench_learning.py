@@ -24,14 +24,16 @@ def test_harness_runs_every_arm_and_reports(tmp_path):
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     arms = {(r["objective"], r["reuse"]) for r in runs if r["role"] == "compare"}
     assert arms == {(o, k) for o in bench_learning.OBJECTIVES for k in bench_learning.REUSE}
-    assert sorted(r["role"] for r in runs if r["role"] != "compare") == ["baseline", "baseline-curve"] + ["sweep"] * 2
+    roles = sorted(r["role"] for r in runs if r["role"] != "compare")
+    assert roles == ["baseline", "baseline-curve"] + ["sweep"] * 2
     for r in runs:
         its = [(e["iteration"], e["eval/problems"]) for e in r["rows"] if e["kind"] == "eval"]
         trained = [e["iteration"] for e in r["rows"] if e["kind"] == "train"]
-        # baseline: the initial model only (on all 8 problems, and on the curve's 4); a comparison run: an E-step row per iteration, the
-        # held-out curve (every iteration on the first 4 problems, all 8 at the end); a sweep run:
-        # all 8 at the end only
-        want = {"baseline": ([(0, 8)], []), "baseline-curve": ([(0, 4)], []), "compare": ([(1, 4), (2, 8)], [1, 2]), "sweep": ([(2, 8)], [1, 2])}
+        # baseline: the initial model only (on all 8 problems, and on the curve's 4); a comparison
+        # run: an E-step row per iteration and the held-out curve (every iteration on the first 4
+        # problems, all 8 at the end); a sweep run: all 8 at the end only
+        want = {"baseline": ([(0, 8)], []), "baseline-curve": ([(0, 4)], []),
+                "compare": ([(1, 4), (2, 8)], [1, 2]), "sweep": ([(2, 8)], [1, 2])}
         assert (its, trained) == want[r["role"]], (r["role"], its, trained)
         assert f"train.epochs={r['reuse']}" in r["args"] and f"train.algo={r['objective']}" in r["args"]
     meta = json.loads((out / "meta.json").read_text())

@@ -165,7 +165,8 @@ def train(s: Setup, stop: GracefulStop) -> dict[str, Any]:
             break
         done = it == t.iterations
         if (cfg.eval.every and it % cfg.eval.every == 0) or done:
-            last_eval = _eval_and_log(s, it, f"iteration {it}", 0 if done else cfg.eval.every_limit) or last_eval
+            limit = 0 if done else cfg.eval.every_limit  # the last evaluation: every held-out problem
+            last_eval = _eval_and_log(s, it, f"iteration {it}", limit) or last_eval
         if (cfg.checkpoint.every and it % cfg.checkpoint.every == 0) or done:
             rt.save_if_good(s, it)
         bar.update(1)
