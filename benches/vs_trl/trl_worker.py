@@ -5,7 +5,8 @@ The worker runs in its own process (so its peak RSS is its own) and builds a ``G
 the global batch of ``P * K`` completions (``num_generations = K``) reached by gradient
 accumulation over micro-batches of ``trl_micro_batch`` (so one generation and one optimizer step
 per iteration, ``num_iterations = 1``), gradient checkpointing on (TRL's default) or off by the
-row. Everything else at parity with empg: AdamW at the same lr, constant schedule, no warm-up,
+row. Everything else at parity with empg: fused AdamW (``adamw_torch_fused``, TrainingArguments'
+default; empg's is fused too) at the same lr, constant schedule, no warm-up,
 ``beta = 0``, the same temperature, top-p, length cap and prompts in order
 (``shuffle_dataset=False``), and empg's verifier as the reward (``empg.rewards.trl_reward_func``:
 both systems score alike). TRL's loss stays its default, ``loss_type="dapo"`` (the clipped
@@ -43,7 +44,7 @@ from vs_trl.timing import Timers, TokenCounter, peak_rss_bytes, release_memory, 
 # What the report shows of the GRPOConfig each TRL worker built (its loss and batch settings).
 CONFIG_KEYS = ("loss_type", "scale_rewards", "epsilon", "beta", "num_iterations", "importance_sampling_level",
                "mask_truncated_completions", "temperature", "per_device_train_batch_size",
-               "gradient_accumulation_steps", "steps_per_generation", "gradient_checkpointing")
+               "gradient_accumulation_steps", "steps_per_generation", "gradient_checkpointing", "optim")
 
 
 def make_trainer(settings: Settings, gradient_checkpointing: bool, output_dir: str, callbacks: list[Any]) -> Any:
@@ -75,7 +76,7 @@ def make_trainer(settings: Settings, gradient_checkpointing: bool, output_dir: s
         weight_decay=0.0,
         adam_beta1=0.9,
         adam_beta2=0.999,
-        optim="adamw_torch",
+        optim="adamw_torch_fused",
         lr_scheduler_type="constant",
         warmup_steps=0,
         max_grad_norm=settings.max_grad_norm,

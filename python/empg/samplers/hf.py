@@ -8,7 +8,9 @@ stop string (its ``text`` ends before the stop string), so the M-step trains the
 By default (``share_prefix=True``, config ``model.share_prefix``) the batch runs through
 :func:`empg.samplers.shared.sample_shared` instead: the prompts' common prefix and each prompt are
 encoded once, a hand-written decode loop drops finished rows; ``share_prefix=False`` is the plain
-``generate`` path described above, the reference in ``tests/test_prefix.py``. The shared path runs
+``generate`` path described above, the reference in ``tests/test_prefix.py``. On a CPU, both
+paths' decode steps run every ``nn.Linear`` of a few rows in the faster of two layouts
+(:mod:`empg.samplers.few_rows`: the same products). The shared path runs
 only where :func:`empg.shared_forward.can_share` (the M-step's gate too) says it is exact; else
 the batch takes the plain path, with a one-line notice.
 
@@ -24,6 +26,7 @@ from typing import Any, Sequence
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from empg.samplers.few_rows import few_row_linears
 from empg.samplers.shared import SharedSamplerStats, sample_shared
 from empg.sampling import Rollout, SamplingParams
 from empg.shared_forward import can_share
@@ -149,7 +152,8 @@ class TransformersSampler:
         for b, start in enumerate(range(0, len(prompts), per_call)):
             chunk = [list(p) for p in prompts[start : start + per_call]]
             seed = None if params.seed is None else params.seed * 1_000_003 + b
-            outs = self._batch(chunk, params, seed)
+            with few_row_linears(self.model):
+                outs = self._batch(chunk, params, seed)
             for j, (ids, text, finish) in enumerate(outs):
                 g = start + j // params.n
                 rollouts.append(Rollout(group=g, prompt_ids=chunk[j // params.n], completion_ids=ids,
