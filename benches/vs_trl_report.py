@@ -158,6 +158,7 @@ def summary(records: dict[str, Any]) -> list[str]:
                   + ", ".join(f"{n} {trained[n]:.0f}" for n in names) + "."
                   + (f" {', '.join(none)} trained nothing in most iterations: every group's rewards were equal, so "
                      "the ratio of that row is sampling (and scoring) alone, not a faster M-step." if none else "")]
+    lines += totals(done)
     lines += generation_bound(done)
     gc = [f"{w} {_x(*ratio(timed(s['trl/gc']), timed(s['trl/no-gc']), 'iteration'))}" for w, s in done.items()
           if all(t in s and timed(s[t]) for t in TRL)]
@@ -171,9 +172,37 @@ def summary(records: dict[str, Any]) -> list[str]:
     return lines
 
 
+def totals(done: dict[str, Any]) -> list[str]:
+    """Per workload, the equal-work row over ALL its timed iterations: each side samples its own
+    completions, so an iteration's work differs between the sides and the medians can pair a long
+    iteration with a short one; the totals say how much each side generated in all, and the ratio
+    of total times, overall and per generated token."""
+    out = []
+    for w, s in done.items():
+        trls = [t for t in TRL if t in s and timed(s[t])]
+        if not trls or "empg-grpo" not in s or not timed(s["empg-grpo"]):
+            continue
+        ours = timed(s["empg-grpo"])
+
+        def tot(rs: dict[int, dict], key: str) -> float:
+            return float(sum(r[key] for r in rs.values()))
+
+        gen = {t: tot(timed(s[t]), "generated_tokens") for t in trls}
+        wall = [tot(timed(s[t]), "wall") / tot(ours, "wall") for t in trls]
+        token = [(tot(timed(s[t]), "wall") / gen[t]) / (tot(ours, "wall") / tot(ours, "generated_tokens"))
+                 for t in trls]
+        out.append(f"{w}, the equal-work row over all {len(ours)} timed iterations (each side samples its own "
+                   f"completions): {', '.join(f'{t} generated {gen[t]:,.0f} tokens' for t in trls)}, empg-grpo "
+                   f"{tot(ours, 'generated_tokens'):,.0f}; TRL's total time ÷ empg-grpo's: "
+                   + ", ".join(f"{_x(x)} ({t})" for x, t in zip(wall, trls)) + "; per generated token: "
+                   + ", ".join(f"{_x(x)} ({t})" for x, t in zip(token, trls)) + ".")
+    return ["", *out] if out else []
+
+
 def generation_bound(done: dict[str, Any]) -> list[str]:
-    """Per workload, how much of the equal-work row is sampling (the same ``generate``-bound decode
-    on both sides, no prompt to share in a zero-shot batch of one prompt) and the ratio it caps:
+    """Per workload, how much of the equal-work row is sampling (a decode bound by reading the
+    weights at these batch sizes, little prompt to share in a zero-shot batch of one prompt) and the
+    ratio it caps:
     TRL's iteration ÷ empg-grpo's sampling alone, as if empg's M-step cost nothing."""
     out = []
     for w, s in done.items():

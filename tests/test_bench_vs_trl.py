@@ -64,6 +64,22 @@ def test_ratio_is_a_median_ratio_with_a_paired_interval():
     assert lo <= est <= hi and lo > 1.5
 
 
+def test_totals_line_sums_each_sides_own_work():
+    import vs_trl_report
+
+    def row(walls, tokens):
+        return {"iterations": [{"iteration": 0, "warmup": True, "wall": 99.0, "generated_tokens": 1}] + [
+            {"iteration": i + 1, "warmup": False, "wall": w, "generated_tokens": n}
+            for i, (w, n) in enumerate(zip(walls, tokens))]}
+
+    done = {"gsm8k": {"trl/no-gc": row([30.0, 10.0], [900, 300]), "empg-grpo": row([10.0, 10.0], [600, 400])}}
+    (line,) = [x for x in vs_trl_report.totals(done) if x]
+    assert "over all 2 timed iterations" in line  # the warm-up is not counted
+    assert "trl/no-gc generated 1,200 tokens, empg-grpo 1,000" in line
+    assert f"total time ÷ empg-grpo's: {40 / 20:.2f}× (trl/no-gc)" in line
+    assert f"per generated token: {(40 / 1200) / (20 / 1000):.2f}× (trl/no-gc)" in line
+
+
 def test_readme_quotes_a_section(tmp_path, monkeypatch):
     import importlib.util
 
