@@ -2,6 +2,7 @@
 
     python benches/bench_vs_trl.py           # full run: both workloads, every row (~30 min, 2 quiet cores)
     python benches/bench_vs_trl.py --quick   # smoke run: tiny random model, tiny sizes (~1-2 min)
+    bash benches/gpu_vs_trl.sh               # on a GPU: --gpu, both sides in bf16 (under 8 min on an H100/H200)
 
 Every row is its own worker process on the same weights (SmolLM2-135M-Instruct converted once from
 the embedded GGUF; ``--quick``: a tiny random Llama) and the same prompts, in rounds: every row's
@@ -45,27 +46,43 @@ import vs_trl_report  # noqa: E402
 FULL = {"arith": (2, 4, 48), "gsm8k": (1, 4, 256)}
 GIB_PER_ROW = 2.5  # a SmolLM2 worker between iterations (fp32 weights, AdamW state, libraries)
 QUICK = {"arith": (2, 2, 8), "gsm8k": (2, 2, 8)}
+# --gpu: Qwen2.5-0.5B's shape (random weights), bf16 on both sides, one row at a time on the GPU;
+# sizes, rows and iterations that fit 8 minutes on one H100/H200 with transformers generation.
+GPU = {"arith": (8, 8, 48), "gsm8k": (4, 8, 256)}
+GPU_ROWS = ("trl/gc", "empg", "empg-grpo/no-share", "trl/no-gc", "empg-grpo")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny random model, tiny sizes, 1 warm-up + 2 timed")
-    ap.add_argument("--workloads", default="arith,gsm8k")
-    ap.add_argument("--systems", default=",".join(s.name for s in harness.SYSTEMS), help="rows to run")
+    ap.add_argument("--gpu", action="store_true", help="on CUDA: Qwen2.5-0.5B's shape with random weights, bf16, "
+                    f"sizes {GPU}, rows {','.join(GPU_ROWS)}, 1 warm-up + 3 timed, one row at a time")
+    ap.add_argument("--device", default=None, help="both systems' device (default cpu; --gpu: cuda)")
+    ap.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
+                    help="both systems' weights (default float32; --gpu: bfloat16)")
+    ap.add_argument("--workloads", default=None, help="(default arith,gsm8k; --gpu: gsm8k,arith)")
+    ap.add_argument("--systems", default=None, help="rows to run (default: every row; --gpu: "
+                    f"{','.join(GPU_ROWS)})")
     ap.add_argument("--iterations", type=int, default=None, help="timed iterations per row (default 5; quick 2)")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--lanes", type=int, default=2, help="iterations in flight at once; each worker gets "
-                    "cores / lanes torch threads (1: strictly alternating, all cores each)")
+    ap.add_argument("--lanes", type=int, default=None, help="iterations in flight at once (default 2; --gpu: "
+                    "1); each worker gets cores / lanes torch threads (1: strictly alternating, all cores each)")
     for w, (p, k, t) in FULL.items():
         ap.add_argument(f"--{w}", default=None, metavar="P,K,T",
                         help=f"prompts per iteration, K, max new tokens (default {p},{k},{t})")
-    ap.add_argument("--trl-micro-batch", type=int, default=2, help="TRL's per_device_train_batch_size "
-                    "(gradient accumulation makes up P x K)")
-    ap.add_argument("--out", default=None, help="the records' folder (default benches/results/vs_trl; "
-                    "quick: a temporary folder)")
+    ap.add_argument("--trl-micro-batch", type=int, default=None, help="TRL's per_device_train_batch_size "
+                    "(gradient accumulation makes up P x K; default 2, --gpu: 8)")
+    ap.add_argument("--out", default=None, help="the records' folder (default benches/results/vs_trl, --gpu: "
+                    "benches/results/vs_trl_gpu; quick: a temporary folder)")
     ap.add_argument("--report", default=None, help="the generated report (default: benches/results/vs_trl.md "
-                    "for the default --out, else <out>/vs_trl.md)")
+                    "or vs_trl_gpu.md for the default --out, else <out>/vs_trl.md)")
     a = ap.parse_args(argv)
+    a.workloads = a.workloads or ("gsm8k,arith" if a.gpu else "arith,gsm8k")
+    a.systems = a.systems or ",".join(GPU_ROWS if a.gpu else (s.name for s in harness.SYSTEMS))
+    a.lanes = a.lanes or (1 if a.gpu else 2)
+    a.device = a.device or ("cuda" if a.gpu else "cpu")
+    a.dtype = a.dtype or ("bfloat16" if a.gpu else "float32")
+    a.trl_micro_batch = a.trl_micro_batch or (8 if a.gpu else 2)
     for what, given, known in (("workload", a.workloads, FULL), ("row", a.systems, harness.BY_NAME)):
         if set(given.split(",")) - set(known):
             ap.error(f"unknown {what} in {given!r}: choose from {', '.join(known)}")
@@ -101,18 +118,24 @@ def mem_available_gib() -> float:
 def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    sizes = QUICK if a.quick else FULL
+    sizes = QUICK if a.quick else GPU if a.gpu else FULL
     threads = max(1, (os.cpu_count() or 1) // a.lanes)
-    common = {"model": "tiny" if a.quick else "smollm2", "iterations": a.iterations or (2 if a.quick else 5),
-              "warmup": a.warmup, "threads": threads, "trl_micro_batch": a.trl_micro_batch}
+    common = {"model": "tiny" if a.quick else "qwen0.5b" if a.gpu else "smollm2",
+              "iterations": a.iterations or (2 if a.quick else 3 if a.gpu else 5), "warmup": a.warmup,
+              "threads": threads, "trl_micro_batch": a.trl_micro_batch, "device": a.device, "dtype": a.dtype}
     systems = a.systems.split(",")
-    results = HERE / "results" / "vs_trl"
+    results = HERE / "results" / ("vs_trl_gpu" if a.gpu else "vs_trl")
     out = Path(a.out or (tempfile.mkdtemp(prefix="bench-vs-trl-") if a.quick else results))
-    report = a.report or str(HERE / "results" / "vs_trl.md" if out == results else out / "vs_trl.md")
+    report = a.report or str(results.with_suffix(".md") if out == results else out / "vs_trl.md")
     out.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="bench-vs-trl-logs-"))
     command = " ".join(["python benches/bench_vs_trl.py", *(sys.argv[1:] if argv is None else argv)])
-    meta = {"command": command, "machine": machine_line(), "load_start": os.getloadavg(), "lanes": a.lanes,
+    machine = machine_line()
+    if a.device.startswith("cuda"):
+        import torch
+
+        machine += f"; GPU {torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB"
+    meta = {"command": command, "machine": machine, "load_start": os.getloadavg(), "lanes": a.lanes,
             "threads_per_worker": threads, "mem_available_gib": mem_available_gib(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **provenance()}
     records: dict[str, Any] = {}
@@ -124,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "records.json").write_text(json.dumps(records, indent=1) + "\n")
         (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
-    if not a.quick and meta["mem_available_gib"] < GIB_PER_ROW * len(systems) + 2:
+    if not a.quick and not a.gpu and meta["mem_available_gib"] < GIB_PER_ROW * len(systems) + 2:
         print(f"warning: {meta['mem_available_gib']:.1f} GiB available; {len(systems)} SmolLM2 workers need about "
               f"{GIB_PER_ROW * len(systems) + 2:.0f} GiB (fewer --systems, or free memory)", flush=True)
     print(f"{len(systems)} rows x {common['warmup']} + {common['iterations']} iterations per workload, "

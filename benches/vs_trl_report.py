@@ -82,7 +82,8 @@ def settings_line(s: dict[str, Any], meta: dict[str, Any]) -> str:
             f"no warm-up, no weight decay), gradient norm clipped at {s['max_grad_norm']}, one optimizer step over "
             f"all {s['prompts_per_iteration'] * s['group_size']} sequences per iteration, {s['warmup']} warm-up + "
             f"{s['iterations']} timed iterations per row, {meta['lanes']} iteration(s) in flight at a time, "
-            f"{s['threads']} torch thread(s) per worker; model {s['model']}.")
+            f"{s['threads']} torch thread(s) per worker; model {s['model']}"
+            f"{'' if s.get('device', 'cpu') == 'cpu' else ' on ' + s['device']}, {s.get('dtype', 'float32')}.")
 
 
 def rows_table(systems: dict[str, Any]) -> list[str]:
@@ -100,7 +101,8 @@ def rows_table(systems: dict[str, Any]) -> list[str]:
             f"{_ms(_med(rs, METRICS['generated token']))} | {_ms(_med(rs, METRICS['trained token']))} | "
             f"{_med(rs, lambda r: r['generated_tokens']):.0f} | {_med(rs, lambda r: r['trained_tokens']):.0f} | "
             f"{_med(rs, lambda r: r['forward_tokens']):.0f} | {_med(rs, lambda r: r['reward_mean']):.2f} | "
-            f"{row['info'].get('peak_rss', 0) / GIB:.2f} GiB |")
+            f"{row['info'].get('peak_rss', 0) / GIB:.2f} GiB"
+            + (f" (GPU {row['info']['peak_cuda'] / GIB:.2f} GiB)" if "peak_cuda" in row["info"] else "") + " |")
     return lines
 
 

@@ -64,6 +64,27 @@ def test_ratio_is_a_median_ratio_with_a_paired_interval():
     assert lo <= est <= hi and lo > 1.5
 
 
+def test_gpu_mode_defaults_and_model_shape():
+    """--gpu (run by benches/gpu_vs_trl.sh on a lent GPU; parsed here without one): both sides on
+    CUDA in bf16, one row at a time, GSM8K first; the model has Qwen2.5-0.5B's published shape (0.36B
+    non-embedding parameters, the Qwen2.5 report's table) with SmolLM2's vocabulary."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import bench_vs_trl
+    from vs_trl.task import qwen05b_config
+
+    a = bench_vs_trl.parse(["--gpu"])
+    assert (a.device, a.dtype, a.lanes, a.workloads) == ("cuda", "bfloat16", 1, "gsm8k,arith")
+    assert a.systems.split(",") == list(bench_vs_trl.GPU_ROWS) and a.trl_micro_batch == 8
+    cpu = bench_vs_trl.parse([])
+    assert (cpu.device, cpu.dtype, cpu.lanes, cpu.trl_micro_batch) == ("cpu", "float32", 2, 2)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(qwen05b_config(49152))
+    body = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
+    assert 0.35e9 < body < 0.37e9 and model.config.tie_word_embeddings
+
+
 def test_totals_line_sums_each_sides_own_work():
     import vs_trl_report
 

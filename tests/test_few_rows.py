@@ -32,7 +32,8 @@ def test_logits_inside_the_context_are_the_plain_ones(rows, one_thread):
             ours = model(input_ids=ids).logits
     torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-5)
     decided = {k[0] for k in few_rows._FASTER}
-    assert decided == ({rows} if rows <= few_rows.MAX_ROWS else set())  # prefill-sized: nn.Linear's path
+    assert decided == ({few_rows.row_bucket(rows)} if rows <= few_rows.MAX_ROWS else set())  # prefill: nn.Linear's
+    assert [few_rows.row_bucket(r) for r in (1, 2, 3, 4, 5, 8, 9, 16)] == [1, 2, 4, 4, 8, 8, 16, 16]
 
 
 def test_both_layouts_and_the_bias_agree(one_thread):
@@ -40,7 +41,7 @@ def test_both_layouts_and_the_bias_agree(one_thread):
     x = torch.randn(2, 3, 24)
     transposed_is_faster(6, [lin.weight])  # decided either way: both layouts are checked below
     for won in (True, False):
-        few_rows._FASTER[(6, 40, 24, torch.float32)] = won
+        few_rows._FASTER[(8, 40, 24, torch.float32)] = won  # 6 rows: the bucket of 8
         got = few_rows._forward(lin, [lin.weight], x)
         assert got.shape == (2, 3, 40)
         torch.testing.assert_close(got, lin(x), rtol=1e-6, atol=1e-6)

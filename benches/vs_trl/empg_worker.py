@@ -2,7 +2,8 @@
 
 The worker (its own process) builds a run with :func:`empg.build.build` from a config made of the
 shared settings plus its row's overrides (``model.share_prefix``, ``train.drop_zero_signal``,
-``train.algo``): model from the shared directory, fp32 on the CPU, the transformers sampler, AdamW
+``train.algo``): model from the shared directory, on the shared device and dtype (fp32 on the CPU by
+default), the transformers sampler, AdamW
 at the shared lr, constant schedule, no warm-up, ``kl_beta = 0``. Per "step" it runs one iteration
 as :func:`empg.em.train` does:
 
@@ -31,7 +32,7 @@ import time
 from typing import Any
 
 from vs_trl.task import Settings, model_dir, problems, prompt_ids
-from vs_trl.timing import Timers, TokenCounter, peak_rss_bytes, release_memory, rss_bytes
+from vs_trl.timing import Timers, TokenCounter, peak_memory, release_memory, rss_bytes
 
 # What the report shows of the config each empg worker built (its loss, batch and sharing settings).
 CONFIG_KEYS = (("train", "algo"), ("train", "normalize"), ("train", "scheme"), ("train", "clip_eps"),
@@ -51,7 +52,7 @@ def build_config(settings: Settings, path: str, run_dir: str, overrides: list[st
     from empg.config import from_dict, parse_overrides
 
     base = {
-        "model": {"name": path, "dtype": "float32", "device": "cpu", "attn_implementation": "sdpa",
+        "model": {"name": path, "dtype": settings.dtype, "device": settings.device, "attn_implementation": "sdpa",
                   "threads": settings.threads},
         "sampling": {"sampler": "transformers", "prompts_per_iteration": settings.prompts_per_iteration,
                      "group_size": settings.group_size, "temperature": settings.temperature,
@@ -135,7 +136,7 @@ def main(conn: Any, settings_dict: dict[str, Any], overrides: list[str]) -> None
             conn.send(("done", rec))
         log.close()
     conn.recv()
-    conn.send(("final", {"peak_rss": peak_rss_bytes()}))
+    conn.send(("final", peak_memory()))
 
 
 def record(timers: Timers, est: Any, mst: dict[str, float], mstep_s: float, wall: float,

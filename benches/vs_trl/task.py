@@ -2,7 +2,9 @@
 
 Both systems load the SAME weights from the same directory (the embedded SmolLM2-135M-Instruct,
 dequantized once from its GGUF to safetensors by :func:`empg.models.embedded_model_dir`, or a tiny
-random Llama saved once from a config) and see the SAME prompts in the same order. Two workloads:
+random Llama saved once from a config; on a GPU, ``qwen0.5b``: Qwen2.5-0.5B's shape with random
+weights and SmolLM2's tokenizer and vocabulary, :func:`qwen05b_config`) and see the SAME prompts in
+the same order. Two workloads:
 
 * ``arith``: empg's embedded task (``load_problems("arith")``: difficulty 0, "What is a + b?",
   unless ``levels`` says otherwise) in empg's ``chat`` template with two worked examples: a long
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODELS = ("smollm2", "tiny")
+MODELS = ("smollm2", "tiny", "qwen0.5b")
 FEWSHOT = {"arith": 2, "gsm8k": 0}
 
 
@@ -45,6 +47,8 @@ class Settings:
     threads: int = 1  # torch threads in each worker
     trl_micro_batch: int = 2  # TRL's per_device_train_batch_size (accumulated to all P x K)
     levels: tuple[int, ...] = (0,)  # arith: the embedded task's difficulties (mixed evenly when several)
+    device: str = "cpu"  # cpu | cuda (both systems alike)
+    dtype: str = "float32"  # of the weights, both systems: float32 | bfloat16 (training and sampling)
 
     @property
     def rollouts(self) -> int:
@@ -110,11 +114,47 @@ def model_dir(name: str) -> Path:
             models.load_tokenizer("tiny-llama-64x2").save_pretrained(tmp)
 
         return Path(models._atomic_dir(target, fill))
+    if name == "qwen0.5b":
+        target = models.cache_dir() / "bench-qwen2.5-0.5b-shape-random"
+
+        def fill_qwen(tmp: Path) -> None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            torch.manual_seed(0)
+            tok = AutoTokenizer.from_pretrained(tokenizer_dir())
+            AutoModelForCausalLM.from_config(qwen05b_config(len(tok))).save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+
+        return Path(models._atomic_dir(target, fill_qwen))
     raise ValueError(f"model {name!r} is not one of {MODELS}")
 
 
-def load_policy(name: str) -> tuple[Any, Any]:
-    """(model in fp32 on the CPU, tokenizer) from :func:`model_dir`, as TRL is handed them."""
+def tokenizer_dir() -> Path:
+    """SmolLM2's tokenizer (with its chat template): ``$EMPG_BENCH_TOKENIZER`` (a folder carried to
+    a machine without the embedded model), else the embedded model's folder."""
+    import os
+
+    from empg import models
+
+    given = os.environ.get("EMPG_BENCH_TOKENIZER")
+    return Path(given) if given else Path(models.embedded_model_dir())
+
+
+def qwen05b_config(vocab_size: int) -> Any:
+    """Qwen2.5-0.5B's architecture (hidden 896, 24 layers, 14 heads with 2 key/value heads, MLP
+    4864, rope theta 1e6, tied embeddings) with ``vocab_size`` tokens (the tokenizer's, so every
+    sampled id decodes)."""
+    from transformers import Qwen2Config
+
+    return Qwen2Config(vocab_size=vocab_size, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                       num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+                       rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                       bos_token_id=1, eos_token_id=2, pad_token_id=2)
+
+
+def load_policy(name: str, dtype: str = "float32") -> tuple[Any, Any]:
+    """(model in ``dtype`` on the CPU, tokenizer) from :func:`model_dir`, as TRL is handed them."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -122,7 +162,7 @@ def load_policy(name: str) -> tuple[Any, Any]:
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), attn_implementation="sdpa")
     return model, tok
 
 

@@ -64,6 +64,17 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def peak_memory() -> dict[str, int]:
+    """``peak_rss`` (:func:`peak_rss_bytes`), and ``peak_cuda`` (the CUDA allocator's high-water
+    mark) where this process used a GPU."""
+    out = {"peak_rss": peak_rss_bytes()}
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["peak_cuda"] = int(torch.cuda.max_memory_allocated())
+    return out
+
+
 class TokenCounter:
     """Token positions (padding included) of every forward of ``module`` while ``on``: a
     pre-forward hook on the decoder body, which every path of either system goes through (a

@@ -1,7 +1,8 @@
 """The TRL side of the head-to-head: TRL's real ``GRPOTrainer.train()``, one step per command.
 
 The worker runs in its own process (so its peak RSS is its own) and builds a ``GRPOTrainer``
-(trl 1.16, vLLM off, ``use_cpu=True``, fp32) as TRL's docs configure one for a small machine:
+(trl 1.16, vLLM off, on the shared device and dtype: ``use_cpu=True``, fp32 by default) as TRL's
+docs configure one for a small machine:
 the global batch of ``P * K`` completions (``num_generations = K``) reached by gradient
 accumulation over micro-batches of ``trl_micro_batch`` (so one generation and one optimizer step
 per iteration, ``num_iterations = 1``), gradient checkpointing on (TRL's default) or off by the
@@ -39,7 +40,7 @@ import time
 from typing import Any
 
 from vs_trl.task import Settings, load_policy, problems
-from vs_trl.timing import Timers, TokenCounter, peak_rss_bytes, release_memory, rss_bytes
+from vs_trl.timing import Timers, TokenCounter, peak_memory, release_memory, rss_bytes
 
 # What the report shows of the GRPOConfig each TRL worker built (its loss and batch settings).
 CONFIG_KEYS = ("loss_type", "scale_rewards", "epsilon", "beta", "num_iterations", "importance_sampling_level",
@@ -55,11 +56,11 @@ def make_trainer(settings: Settings, gradient_checkpointing: bool, output_dir: s
 
     if settings.rollouts % settings.trl_micro_batch:
         raise ValueError(f"P x K = {settings.rollouts} is not a multiple of trl_micro_batch={settings.trl_micro_batch}")
-    model, tok = load_policy(settings.model)
+    model, tok = load_policy(settings.model, settings.dtype)
     args = GRPOConfig(
         output_dir=output_dir,
-        use_cpu=True,
-        bf16=False,
+        use_cpu=settings.device == "cpu",
+        bf16=settings.dtype == "bfloat16",
         fp16=False,
         use_vllm=False,
         per_device_train_batch_size=settings.trl_micro_batch,
@@ -201,4 +202,4 @@ def main(conn: Any, settings_dict: dict[str, Any], gradient_checkpointing: bool)
         conn.send(("ready", {"setup_s": time.perf_counter() - t0, "rss_after_load": rss_bytes(), "config": config}))
         trainer.train()
     conn.recv()
-    conn.send(("final", {"peak_rss": peak_rss_bytes()}))
+    conn.send(("final", peak_memory()))

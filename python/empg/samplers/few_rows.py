@@ -6,8 +6,8 @@ products laid out as ``(W @ x.T).T``, and on some shapes slower (on the 2-core d
 of SmolLM2-135M: its 49k-token LM head 15 ms → 6 ms, its MLP's up/gate projections 11 → 6 ms per
 30 layers, its down projection a little slower). Inside :func:`few_row_linears`, a Linear of the
 model with at most :data:`MAX_ROWS` rows of input takes the layout that was faster over the
-model's weights of its shape (:func:`transposed_is_faster`: timed once per (rows, out, in, dtype)
-and kept for the rest of the process); larger inputs (prefill, the M-step) take ``nn.Linear``'s own path. Both layouts compute
+model's weights of its shape (:func:`transposed_is_faster`: timed once per power-of-two bucket of
+rows, out, in and dtype, and kept for the rest of the process); larger inputs (prefill, the M-step) take ``nn.Linear``'s own path. Both layouts compute
 the same dot products in float32, so results agree to rounding (the order of the additions may
 differ). Outside the context nothing changes; on other devices it does nothing.
 """
@@ -32,22 +32,32 @@ def _transposed(x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (weight @ x2.t()).t().contiguous()
 
 
-def transposed_is_faster(rows: int, weights: list[torch.Tensor], trials: int = 5) -> bool:
+def row_bucket(rows: int) -> int:
+    """The power of two at or above ``rows``: the row counts that share one decision (a batch
+    shrinks one row at a time as sequences finish, and each decision costs a few passes over the
+    weights)."""
+    return 1 << max(rows - 1, 0).bit_length()
+
+
+def transposed_is_faster(rows: int, weights: list[torch.Tensor], trials: int = 3) -> bool:
     """Whether ``(W @ x.T).T`` beat ``x @ W.T`` for ``rows`` rows on these same-shape weights
-    (decided on first sight, then cached per shape): the median of ``trials`` interleaved passes
-    of each layout over ALL the model's weights of the shape, as a decode step reads them. A
-    weight timed alone stays in the CPU's cache, which the real step never has, and the ranking
-    can flip; interleaving and the median keep a busy neighbour core from deciding it."""
+    (decided on first sight for :func:`row_bucket` of ``rows``, timed at the bucket's top, then
+    cached): the median of ``trials`` interleaved passes of each layout, after one warm-up pass,
+    over up to 16 of the model's weights of the shape, as a decode step reads them. A weight
+    timed alone stays in the CPU's cache, which the real step never has, and the ranking can flip;
+    interleaving and the median keep a busy neighbour core from deciding it."""
     w0 = weights[0]
-    key = (rows, int(w0.shape[0]), int(w0.shape[1]), w0.dtype)
+    bucket = row_bucket(rows)
+    key = (bucket, int(w0.shape[0]), int(w0.shape[1]), w0.dtype)
     won = _FASTER.get(key)
     if won is None:
-        x2 = torch.randn(rows, w0.shape[1], dtype=w0.dtype, device=w0.device)
+        x2 = torch.randn(bucket, w0.shape[1], dtype=w0.dtype, device=w0.device)
+        some = weights[:: max(1, len(weights) // 16)][:16]
         times: dict[bool, list[float]] = {False: [], True: []}
         for trial in range(trials + 1):  # the first pass of each: warm-up, not counted
             for layout in (False, True):
                 t = time.perf_counter()
-                for w in weights:
+                for w in some:
                     if layout:
                         _transposed(x2, w)
                     else:
