@@ -6,7 +6,7 @@ out as ``(W @ x.T).T`` when the weight is at least as tall as it is wide (``out 
 attention's query and output projections, the MLP's up and gate projections, the LM head), and
 slower on the others (the key/value projections, the MLP's down projection). On the 2-core dev
 machine, 4 rows of SmolLM2-135M: the 49k-token LM head 15 ms -> 6 ms, the up/gate projections
-11 -> 6 ms per 30 layers, a whole decode step about 30% faster; one row: no difference. Timing the
+11 -> 6 ms per 30 layers, a whole decode step about a quarter shorter; one row: no difference. Timing the
 layouts at run time was tried and dropped: a few milliseconds of timing flip with a busy
 neighbour core, and the decisions came out different from run to run.
 
