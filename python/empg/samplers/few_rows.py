@@ -4,11 +4,11 @@ A decode step multiplies one row per running sequence by every weight matrix of 
 ``nn.Linear`` computes ``x @ W.T``. For 2 to 8 rows, MKL is much faster at the same products laid
 out as ``(W @ x.T).T`` when the weight is at least as tall as it is wide (``out >= in``: the
 attention's query and output projections, the MLP's up and gate projections, the LM head), and
-slower on the others (the key/value projections, the MLP's down projection). On the 2-core dev
-machine, 4 rows of SmolLM2-135M: the 49k-token LM head 15 ms -> 6 ms, the up/gate projections
-11 -> 6 ms per 30 layers, a whole decode step about a quarter shorter; one row: no difference. Timing the
-layouts at run time was tried and dropped: a few milliseconds of timing flip with a busy
-neighbour core, and the decisions came out different from run to run.
+slower on the others (the key/value projections, the MLP's down projection); for one row it makes
+no difference. What it does end to end is in ``benches/results/vs_trl.md``: the generation column
+of the time split, empg's sampler against TRL's ``model.generate``. Timing the layouts at run
+time was tried and dropped: a few milliseconds of timing flip with a busy neighbour core, and the
+decisions came out different from run to run.
 
 Inside :func:`few_row_linears` a Linear of the model takes the transposed layout when
 :func:`transposed_layout` says so and ``nn.Linear``'s own path otherwise (prefill and the M-step
