@@ -190,13 +190,14 @@ def totals(done: dict[str, Any]) -> list[str]:
             return float(sum(r[key] for r in rs.values()))
 
         gen = {t: tot(timed(s[t]), "generated_tokens") for t in trls}
-        wall = [tot(timed(s[t]), "wall") / tot(ours, "wall") for t in trls]
-        token = [(tot(timed(s[t]), "wall") / gen[t]) / (tot(ours, "wall") / tot(ours, "generated_tokens"))
-                 for t in trls]
+        wall = {t: tot(timed(s[t]), "wall") for t in trls}
+        our_wall, our_gen = tot(ours, "wall"), tot(ours, "generated_tokens")
+        ratios = [wall[t] / our_wall for t in trls]
+        token = [(wall[t] / gen[t]) / (our_wall / our_gen) for t in trls]
         out.append(f"{w}, the equal-work row over all {len(ours)} timed iterations (each side samples its own "
                    f"completions): {', '.join(f'{t} generated {gen[t]:,.0f} tokens' for t in trls)}, empg-grpo "
-                   f"{tot(ours, 'generated_tokens'):,.0f}; TRL's total time ÷ empg-grpo's: "
-                   + ", ".join(f"{_x(x)} ({t})" for x, t in zip(wall, trls)) + "; per generated token: "
+                   f"{our_gen:,.0f}; TRL's total time ÷ empg-grpo's: "
+                   + ", ".join(f"{_x(x)} ({t})" for x, t in zip(ratios, trls)) + "; per generated token: "
                    + ", ".join(f"{_x(x)} ({t})" for x, t in zip(token, trls)) + ".")
     return ["", *out] if out else []
 

@@ -74,7 +74,7 @@ def next_tokens(logits: torch.Tensor, params: SamplingParams, gen: torch.Generat
     probs = top_p_filter(logits / params.temperature, params.top_p).softmax(dim=-1)
     # Inverse CDF in float64: the first token whose cumulative probability exceeds u ~ U[0, total)
     # (``right``: a zero-probability token is never picked). One uniform per row, where an
-    # exponential race or torch.multinomial costs ~20x more on a CPU vocabulary.
+    # exponential race or torch.multinomial draws one random number per vocabulary entry.
     cdf = probs.double().cumsum(dim=-1)
     u = torch.rand(len(cdf), 1, generator=gen, dtype=torch.float64, device=cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
