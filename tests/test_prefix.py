@@ -182,3 +182,27 @@ def test_sampled_tokens_follow_the_distribution():
     expected = torch.softmax(logits[0].double() / 0.7, -1)
     assert (freq - expected).abs().max() < 0.01
     assert freq[-1] == 0
+
+
+def test_preallocated_cache_layer_holds_what_concatenation_would():
+    from transformers.cache_utils import DynamicLayer
+
+    from empg.samplers.shared import PreallocatedLayer
+
+    gen = torch.Generator().manual_seed(0)
+    k0, v0 = torch.randn(3, 2, 5, 4, generator=gen), torch.randn(3, 2, 5, 4, generator=gen)
+    plain = DynamicLayer()
+    plain.update(k0, v0)
+    ours = PreallocatedLayer(k0, v0, capacity=7)
+    for step in range(6):  # past the capacity: the buffers grow once
+        k, v = torch.randn(3, 2, 1, 4, generator=gen), torch.randn(3, 2, 1, 4, generator=gen)
+        got, want = ours.update(k, v), plain.update(k, v)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+        assert ours.get_seq_length() == 6 + step
+    keep = torch.tensor([2, 0])
+    ours.batch_select_indices(keep)
+    plain.batch_select_indices(keep)
+    got, want = ours.update(k[keep], v[keep]), plain.update(k[keep], v[keep])
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)

@@ -37,7 +37,7 @@ from vs_trl.timing import Timers, TokenCounter, peak_memory, release_memory, rss
 # What the report shows of the config each empg worker built (its loss, batch and sharing settings).
 CONFIG_KEYS = (("train", "algo"), ("train", "normalize"), ("train", "scheme"), ("train", "clip_eps"),
                ("train", "drop_zero_signal"), ("model", "share_prefix"), ("train", "token_budget"),
-               ("train", "steps_per_epoch"), ("sampling", "temperature"))
+               ("train", "steps_per_epoch"), ("sampling", "temperature"), ("model", "onednn"))
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

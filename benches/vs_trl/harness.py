@@ -37,6 +37,7 @@ class System:
 
 
 NO_SHARE, NO_DROP, GRPO = "model.share_prefix=false", "train.drop_zero_signal=false", "train.algo=grpo"
+TORCH_KERNELS = "model.onednn=false"
 SYSTEMS = (  # TRL rows spread through the round
     System("trl/gc", "trl", "TRL as its docs configure it: gradient accumulation, gradient checkpointing on",
            gradient_checkpointing=True),
@@ -48,6 +49,8 @@ SYSTEMS = (  # TRL rows spread through the round
     System("empg-grpo", "empg", "empg's GRPO (TRL's loss), every group trained, prefix sharing on", (GRPO, NO_DROP)),
     System("empg/no-share", "empg", "EM-PG, prefix sharing off, zero-signal groups dropped", (NO_SHARE,)),
     System("empg/no-share/no-drop", "empg", "EM-PG, prefix sharing off, every group trained", (NO_SHARE, NO_DROP)),
+    System("empg-grpo/no-share/torch", "empg", "empg's GRPO (TRL's loss), every group trained, prefix sharing off, "
+           "torch's own linear kernels (MKL, as TRL)", (GRPO, NO_DROP, NO_SHARE, TORCH_KERNELS)),
 )
 BY_NAME = {s.name: s for s in SYSTEMS}
 

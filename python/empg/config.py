@@ -31,6 +31,7 @@ class ModelConfig:
     bf16_autocast: bool = True  # on CUDA, run the M-step forward under bf16 autocast
     threads: int = 0  # torch CPU threads (0 = auto: the cores not busy by load average)
     share_prefix: bool = True  # run shared prompt prefixes once in sampling and M-step (exact)
+    onednn: bool = True  # on a CPU, float32 nn.Linear on oneDNN's kernels (empg.onednn; false: torch's MKL)
 
 
 @dataclass

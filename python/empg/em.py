@@ -38,6 +38,7 @@ from empg.losses import LossParams, logprob_temperature
 from empg.metrics import RolloutSummary
 from empg.mstep import MStepSettings, Samples, score
 from empg.mstep import m_step as run_m_step
+from empg.onednn import onednn_linears
 from empg.sampling import Rollout, Sampler, SamplingParams
 from empg.scoring import Scores
 from empg.signals import GracefulStop
@@ -89,13 +90,16 @@ def e_step(sampler: Sampler, prompts: list[list[int]], params: SamplingParams, s
 
 def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
     """The KL reference's log-probs (no grad), then the optimizer steps (GRPO's old log-probs are
-    recorded inside them: see :func:`empg.mstep.m_step`)."""
+    recorded inside them: see :func:`empg.mstep.m_step`). On a CPU the linear layers run on oneDNN
+    (``model.onednn``, :mod:`empg.onednn`; not under FSDP, whose weights are sharded tensors)."""
     t = s.cfg.train
     temperature = logprob_temperature(t.algo, s.cfg.sampling.temperature)
+    onednn = s.cfg.model.onednn and not distributed.is_sharded(s.model)
     if t.kl_beta > 0:
-        samples.ref_logp = score(s.ref_model, samples, token_budget=t.token_budget, dist=s.dist,
-                                 autocast=s.cfg.model.bf16_autocast, share_prefix=s.cfg.model.share_prefix,
-                                 temperature=temperature)
+        with onednn_linears(s.ref_model, enabled=onednn):
+            samples.ref_logp = score(s.ref_model, samples, token_budget=t.token_budget, dist=s.dist,
+                                     autocast=s.cfg.model.bf16_autocast, share_prefix=s.cfg.model.share_prefix,
+                                     temperature=temperature)
     settings = MStepSettings(algo=t.algo, epochs=t.epochs, mini_batch_size=t.mini_batch_size,
                              steps_per_epoch=t.steps_per_epoch,
                              token_budget=t.token_budget, normalize=t.normalize,
@@ -104,8 +108,9 @@ def m_step(s: Setup, samples: Samples, iteration: int) -> dict[str, float]:
                              bf16_autocast=s.cfg.model.bf16_autocast,
                              share_prefix=s.cfg.model.share_prefix, temperature=temperature)
     rng = np.random.default_rng([t.seed, iteration])
-    return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng, guard=s.guard, dist=s.dist,
-                      on_step=lambda k: faults.pause_point("mstep-after-step", f"iter-{iteration:06d}:{k}"))
+    with onednn_linears(s.model, enabled=onednn):
+        return run_m_step(s.model, s.optimizer, s.scheduler, samples, settings, rng, guard=s.guard, dist=s.dist,
+                          on_step=lambda k: faults.pause_point("mstep-after-step", f"iter-{iteration:06d}:{k}"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def _transformers(model: Any, tokenizer: Any, cfg: Any) -> Sampler:
     from empg.samplers.hf import TransformersSampler
 
     return TransformersSampler(model, tokenizer, batch_size=cfg.sampling.batch_size,
-                               share_prefix=cfg.model.share_prefix)
+                               share_prefix=cfg.model.share_prefix, onednn=cfg.model.onednn)
 
 
 def _vllm(model: Any, tokenizer: Any, cfg: Any) -> Sampler:

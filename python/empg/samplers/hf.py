@@ -9,8 +9,9 @@ By default (``share_prefix=True``, config ``model.share_prefix``) the batch runs
 :func:`empg.samplers.shared.sample_shared` instead: the prompts' common prefix and each prompt are
 encoded once, a hand-written decode loop drops finished rows; ``share_prefix=False`` is the plain
 ``generate`` path described above, the reference in ``tests/test_prefix.py``. On a CPU, both
-paths' decode steps run every ``nn.Linear`` of a few rows in the faster of two layouts
-(:mod:`empg.samplers.few_rows`: the same products). The shared path runs
+paths run every float32 ``nn.Linear`` on oneDNN's kernels, on weights packed for it once per call
+(:mod:`empg.onednn`: the same products; ``onednn=False``, config ``model.onednn``, keeps torch's
+own). The shared path runs
 only where :func:`empg.shared_forward.can_share` (the M-step's gate too) says it is exact; else
 the batch takes the plain path, with a one-line notice.
 
@@ -26,7 +27,7 @@ from typing import Any, Sequence
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from empg.samplers.few_rows import few_row_linears
+from empg.onednn import onednn_linears
 from empg.samplers.shared import SharedSamplerStats, sample_shared
 from empg.sampling import Rollout, SamplingParams
 from empg.shared_forward import can_share
@@ -76,8 +77,10 @@ def cut_completion(tokenizer: Any, ids: list[int], stops: Sequence[str], eos_ids
 class TransformersSampler:
     """:class:`empg.sampling.Sampler` on ``transformers.generate``."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64, share_prefix: bool = True) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 64, share_prefix: bool = True,
+                 onednn: bool = True) -> None:
         self.model = model
+        self.onednn = onednn
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         # Fast path (default): empg.samplers.shared, each shared prefix encoded once.
@@ -152,7 +155,7 @@ class TransformersSampler:
         for b, start in enumerate(range(0, len(prompts), per_call)):
             chunk = [list(p) for p in prompts[start : start + per_call]]
             seed = None if params.seed is None else params.seed * 1_000_003 + b
-            with few_row_linears(self.model):
+            with onednn_linears(self.model, enabled=self.onednn, packed=True):
                 outs = self._batch(chunk, params, seed)
             for j, (ids, text, finish) in enumerate(outs):
                 g = start + j // params.n

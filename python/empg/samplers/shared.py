@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from empg.exceptions import InvalidInputError
 from empg.sampling import SamplingParams
@@ -78,6 +79,57 @@ def next_tokens(logits: torch.Tensor, params: SamplingParams, gen: torch.Generat
     cdf = probs.double().cumsum(dim=-1)
     u = torch.rand(len(cdf), 1, generator=gen, dtype=torch.float64, device=cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A decode cache layer whose keys and values live in buffers with room for ``capacity``
+    positions: each step writes one column in place where ``DynamicLayer`` concatenates (a fresh
+    copy of the whole cache per layer and step). ``keys``/``values`` are views of the filled part,
+    so everything that reads a ``DynamicLayer`` reads this one alike; past the capacity it grows
+    the buffers (copied once)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+        super().__init__()
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self.length = keys.shape[-2]
+        self._kbuf, self._vbuf = (self._room(t, max(capacity, self.length)) for t in (keys, values))
+        self._views()
+
+    @staticmethod
+    def _room(t: torch.Tensor, capacity: int) -> torch.Tensor:
+        buf = t.new_empty(*t.shape[:-2], capacity, t.shape[-1])
+        buf[..., : t.shape[-2], :] = t
+        return buf
+
+    def _views(self) -> None:
+        self.keys = self._kbuf[..., : self.length, :]
+        self.values = self._vbuf[..., : self.length, :]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + key_states.shape[-2]
+        if end > self._kbuf.shape[-2]:
+            self._kbuf, self._vbuf = (self._room(b[..., : self.length, :], 2 * end) for b in (self._kbuf, self._vbuf))
+        self._kbuf[..., self.length: end, :] = key_states
+        self._vbuf[..., self.length: end, :] = value_states
+        self.length = end
+        self._views()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._kbuf, self._vbuf = self._kbuf[indices], self._vbuf[indices]
+        self._views()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("a decode cache is never cropped")
+
+
+def preallocated(cache: Any, room: int) -> Any:
+    """``cache`` (a ``DynamicCache``) with each plain ``DynamicLayer`` a :class:`PreallocatedLayer`
+    that holds ``room`` more positions without copying (other layer types stay as they are)."""
+    cache.layers = [PreallocatedLayer(layer.keys, layer.values, layer.keys.shape[-2] + room)
+                    if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
 
 
 class StopChecker:
@@ -159,6 +211,7 @@ def sample_shared(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], 
     logits = enc.logits.repeat_interleave(n, 0)
     cache = enc.cache
     cache.batch_repeat_interleave(n)
+    cache = preallocated(cache, params.max_new_tokens)
     mask = enc.mask.repeat_interleave(n, 0)
     next_pos = enc.next_pos.repeat_interleave(n, 0)
 
