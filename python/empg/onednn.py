@@ -2,11 +2,12 @@
 and backward.
 
 On the CPU, torch computes ``nn.Linear`` with MKL's GEMM. oneDNN, which ships inside the same
-torch wheel, has its own float32 kernels (JIT-compiled for the CPU it finds). On the 2-core AMD EPYC
-of ``benches/results/vs_trl.md``, MKL runs AVX2 code while oneDNN uses AVX-512: the same products
-take about half the time, from one row (a decode step, bound by reading the weights) to thousands
-(the M-step, bound by arithmetic). On an Intel CPU MKL has AVX-512 kernels of its own, and the gap
-is expected to be smaller (not measured here).
+torch wheel, has its own float32 kernels (JIT-compiled for the CPU it finds). On AMD CPUs MKL
+dispatches its AVX2 code, while oneDNN uses AVX-512 where the CPU has it. What that does end to end
+on the 2-core AMD EPYC of ``benches/results/vs_trl.md`` is its row ``empg-grpo/no-share`` against
+``empg-grpo/no-share/torch`` (``model.onednn=false``), with the time split separating sampling (a
+decode step is bound by reading the weights) from the update (bound by arithmetic). On an Intel CPU
+MKL has AVX-512 kernels of its own, and the gap is expected to be smaller (not measured here).
 
 Inside :func:`onednn_linears` every ``nn.Linear`` of the model with float32 weights on the CPU runs
 ``torch.ops.mkldnn._linear_pointwise`` (the op torch's own compiler emits for CPU linears):
@@ -85,6 +86,7 @@ def _forward(self: torch.nn.Linear, packed: dict[torch.nn.Linear, torch.Tensor] 
     weight = self.weight.detach()
     if packed is not None:
         if self not in packed:
+            # 4: the row count the layout is chosen for (a decode batch); any count runs on it
             packed[self] = torch.ops.mkldnn._reorder_linear_weight(weight, 4)
         weight = packed[self]
     return _linear(x, weight, None if self.bias is None else self.bias.detach())
