@@ -26,8 +26,8 @@ TRL = ("trl/no-gc", "trl/gc")
 CHAIN = (
     ("empg-grpo/no-share/torch", "equal work: GRPO with TRL's loss, every group trained, no prefix sharing, "
                                  "torch's own linear kernels (MKL, as TRL's): the implementation alone"),
-    ("empg-grpo/no-share", "+ oneDNN's linear kernels in sampling and the M-step (the same products; AVX-512 "
-                           "on this CPU, where MKL runs AVX2 code)"),
+    ("empg-grpo/no-share", "+ oneDNN's linear kernels in sampling and the M-step instead of MKL's (the same "
+                           "float32 products; oneDNN compiles its kernels for the CPU it runs on)"),
     ("empg-grpo", "+ prefix sharing: each shared prompt prefix run once in sampling and the M-step (exact)"),
     ("empg/no-drop", "EM-PG's loss instead of GRPO's, the same sequences trained"),
     ("empg", "as shipped: + zero-signal groups dropped (no gradient in them; TRL trains them at advantage 0)"),

@@ -2,12 +2,10 @@
 and backward.
 
 On the CPU, torch computes ``nn.Linear`` with MKL's GEMM. oneDNN, which ships inside the same
-torch wheel, has its own float32 kernels (JIT-compiled for the CPU it finds). On AMD CPUs MKL
-dispatches its AVX2 code, while oneDNN uses AVX-512 where the CPU has it. What that does end to end
-on the 2-core AMD EPYC of ``benches/results/vs_trl.md`` is its row ``empg-grpo/no-share`` against
-``empg-grpo/no-share/torch`` (``model.onednn=false``), with the time split separating sampling (a
-decode step is bound by reading the weights) from the update (bound by arithmetic). On an Intel CPU
-MKL has AVX-512 kernels of its own, and the gap is expected to be smaller (not measured here).
+torch wheel, has its own float32 kernels, compiled at run time for the CPU it finds (AVX-512 on the
+2-core AMD EPYC of ``benches/results/vs_trl.md``). What that does end to end there is the row
+``empg-grpo/no-share`` against ``empg-grpo/no-share/torch`` (``model.onednn=false``), its time
+split giving sampling and the update apart. On other CPUs, Intel's included, it is not measured.
 
 Inside :func:`onednn_linears` every ``nn.Linear`` of the model with float32 weights on the CPU runs
 ``torch.ops.mkldnn._linear_pointwise`` (the op torch's own compiler emits for CPU linears):
